@@ -1,0 +1,1 @@
+"""Pure domain: no I/O, no frameworks. Adapters implement the ports in :mod:`tradefleet.core.ports`."""

@@ -1,0 +1,59 @@
+"""Bot definitions: what a bot trades and under which limits."""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tradefleet.core.candles import timeframe_to_seconds, validate_pair
+from tradefleet.core.risk import RiskSettings
+
+_BOT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class BotStatus(enum.StrEnum):
+    STOPPED = "stopped"
+    RUNNING = "running"
+    STOPPING_ENTRIES = "stopentry"
+    ERROR = "error"
+
+
+class BotConfig(BaseModel):
+    """Everything needed to run one bot; validated at construction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bot_id: str = Field(description="lower-case slug, unique in the fleet")
+    strategy: str
+    strategy_params: dict[str, Any] = Field(default_factory=dict)
+    pairs: tuple[str, ...] = Field(min_length=1)
+    timeframe: str = "5m"
+    exchange: str = "simulated"
+    mode: Literal["paper", "live"] = "paper"
+    quote_currency: str = "USDT"
+    starting_balance: float = Field(10_000.0, gt=0)
+    risk: RiskSettings = RiskSettings()
+
+    @field_validator("bot_id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _BOT_ID.match(value):
+            raise ValueError("bot_id must be 1-63 characters of a-z, 0-9, '-' or '_', starting alphanumeric")
+        return value
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        pairs = tuple(validate_pair(p) for p in value)
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("pairs contain duplicates")
+        return pairs
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        timeframe_to_seconds(value)
+        return value
