@@ -1,8 +1,14 @@
-"""The ``tradefleet`` command line. Each command group lives in its own module."""
+"""The ``tradefleet`` command line. Each command group lives in its own module with a ``register(app)``."""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from tradefleet.cli._common import CliState
 
 app = typer.Typer(
     name="tradefleet",
@@ -12,14 +18,26 @@ app = typer.Typer(
     add_completion=False,
 )
 
+COMMAND_MODULES = ("data", "strategy", "config", "db", "run")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="settings file (default ./tradefleet.toml if present)")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="where TradeFleet keeps its state")] = None,
+) -> None:
+    """Run a fleet of crypto trading bots."""
+    ctx.obj = CliState(config_file=config, data_dir=data_dir)
+
 
 def _register() -> None:
-    import importlib
-
-    for module in ("data", "strategy", "config", "db", "run"):
+    for module in COMMAND_MODULES:
         try:
             importlib.import_module(f"tradefleet.cli.{module}").register(app)
-        except ModuleNotFoundError as exc:
+        except ModuleNotFoundError as exc:  # command groups still being written in this session
             if exc.name != f"tradefleet.cli.{module}":
                 raise
 

@@ -73,3 +73,30 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
 
     yield advance
     typer.echo(f"{description}: done ({state['done']})", err=True)
+
+
+class CliState:
+    """Global options of the root command; settings are loaded once, on first use."""
+
+    def __init__(self, config_file: Any = None, data_dir: Any = None) -> None:
+        self.config_file = config_file
+        self.data_dir = data_dir
+        self._settings: Any = None
+
+    def settings(self, **overrides: Any) -> Any:
+        """Return the effective :class:`tradefleet.config.Settings` (file < env < CLI flags)."""
+        if self._settings is None or overrides:
+            from tradefleet.config import load_settings
+
+            if self.data_dir is not None:
+                overrides.setdefault("data_dir", self.data_dir)
+            self._settings = load_settings(config_file=self.config_file, overrides=overrides)
+        return self._settings
+
+
+def settings_from(ctx: typer.Context, **overrides: Any) -> Any:
+    """Return the effective settings for a command, with its own flags as ``overrides``."""
+    state = ctx.find_root().obj
+    if not isinstance(state, CliState):
+        state = CliState()
+    return state.settings(**overrides)
