@@ -81,9 +81,9 @@ def validate_candles(frame: pd.DataFrame, *, name: str = "candles") -> pd.DataFr
     problems.append((nonpos, "with non-positive price or negative volume"))
     problems.append((high_bad, "with high below max(open, close)"))
     problems.append((low_bad, "with low above min(open, close)"))
-    ts = out["date"].to_numpy()
+    ts = dates_ms(out["date"])
     if len(ts) > 1:
-        step = np.diff(ts.astype("int64"))
+        step = np.diff(ts)
         unsorted = np.concatenate([[False], step < 0])
         dup = np.concatenate([[False], step == 0])
         problems.append((unsorted, "out of date order"))
@@ -101,10 +101,15 @@ def find_gaps(frame: pd.DataFrame, timeframe: str) -> list[tuple[pd.Timestamp, p
     if len(frame) < 2:
         return []
     step_ms = timeframe_to_ms(timeframe)
-    ts = frame["date"].to_numpy().astype("datetime64[ms]").astype("int64")
+    ts = dates_ms(frame["date"])
     idx = np.flatnonzero(np.diff(ts) > step_ms)
     dates = frame["date"]
     return [(dates.iloc[i], dates.iloc[i + 1]) for i in idx]
+
+
+def dates_ms(dates: pd.Series) -> np.ndarray:
+    """Return tz-aware UTC dates as int64 epoch milliseconds."""
+    return np.asarray(dates.to_numpy(dtype="datetime64[ms]").astype("int64"))
 
 
 def empty_frame() -> pd.DataFrame:

@@ -97,3 +97,55 @@ def trailing_stop(
     if positive is not None and profit > offset:
         distance = -positive
     return max(current_stop, max_rate * (1.0 + distance))
+
+
+def stake_for_entry(settings: RiskSettings, equity: float, free_cash: float, cost_factor: float) -> float:
+    """Return the quote to commit to a new trade, capped so price, fee and slippage fit in free cash."""
+    stake = settings.stake_amount if settings.stake_mode == "fixed" else equity * settings.stake_amount / 100.0
+    return max(0.0, min(stake, free_cash / cost_factor))
+
+
+class ProtectionState:
+    """Protections of one bot: cooldown per pair, stoploss guard, max drawdown. Pure and replayable."""
+
+    def __init__(self, settings: RiskSettings, timeframe_ms: int) -> None:
+        self.settings = settings
+        self.timeframe_ms = timeframe_ms
+        self.last_exit: dict[str, int] = {}
+        self.stoploss_exits: list[int] = []
+        self.blocked_until = 0
+        self.peak_equity = 0.0
+
+    def on_trade_closed(self, pair: str, close_ms: int, reason: str) -> str | None:
+        """Record a closed trade; return the name of a protection it triggers, if any."""
+        self.last_exit[pair] = max(self.last_exit.get(pair, 0), close_ms)
+        guard = self.settings.stoploss_guard
+        if guard.enabled and reason in ("stop_loss", "trailing_stop_loss"):
+            self.stoploss_exits.append(close_ms)
+            horizon = close_ms - guard.lookback_candles * self.timeframe_ms
+            self.stoploss_exits = [t for t in self.stoploss_exits if t > horizon]
+            if len(self.stoploss_exits) >= guard.trade_limit:
+                self.blocked_until = max(self.blocked_until, close_ms + guard.stop_candles * self.timeframe_ms)
+                self.stoploss_exits.clear()
+                return "stoploss_guard"
+        return None
+
+    def on_equity(self, now_ms: int, equity: float) -> str | None:
+        """Track peak equity; return "max_drawdown" when the drawdown limit trips."""
+        self.peak_equity = max(self.peak_equity, equity)
+        dd = self.settings.max_drawdown
+        if dd.enabled and self.peak_equity > 0 and now_ms >= self.blocked_until:
+            if 1.0 - equity / self.peak_equity >= dd.max_drawdown:
+                self.blocked_until = now_ms + dd.stop_candles * self.timeframe_ms
+                self.peak_equity = equity
+                return "max_drawdown"
+        return None
+
+    def entry_block(self, pair: str, now_ms: int) -> str | None:
+        """Return why entries on ``pair`` are blocked at ``now_ms``, or None."""
+        if now_ms < self.blocked_until:
+            return "protection"
+        cooldown = self.settings.cooldown.candles
+        if cooldown and pair in self.last_exit and now_ms < self.last_exit[pair] + cooldown * self.timeframe_ms:
+            return "cooldown"
+        return None

@@ -1,0 +1,1 @@
+"""Exchange adapters implementing core.ports.ExchangePort."""

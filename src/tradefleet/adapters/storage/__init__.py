@@ -1,0 +1,17 @@
+"""Persistence of trading state: SQLite by default, PostgreSQL for scale-out, both through SQLAlchemy 2.
+
+``make_engine(url)`` opens the database, ``upgrade(url)`` applies the Alembic migrations shipped in this
+package (the only way tables are created), and :class:`SqlTradingStore` implements
+``core.ports.TradingStore`` on top.
+"""
+
+from tradefleet.adapters.storage.db import (
+    current_revision,
+    head_revision,
+    make_engine,
+    normalize_url,
+    upgrade,
+)
+from tradefleet.adapters.storage.repository import SqlTradingStore
+
+__all__ = ["SqlTradingStore", "current_revision", "head_revision", "make_engine", "normalize_url", "upgrade"]

@@ -1,0 +1,1 @@
+"""Alembic migration environment of the trading database (run through ``tradefleet db upgrade``)."""

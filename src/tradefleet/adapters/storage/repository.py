@@ -1,0 +1,497 @@
+"""The trading store on SQLite or PostgreSQL: :class:`SqlTradingStore` implements ``core.ports.TradingStore``.
+
+Hot-path writes (``add_order``, ``update_order``, ``add_fill``) are single prepared Core statements; the
+ORM unit of work is not used. Conflicts on natural keys are resolved by ``INSERT ... ON CONFLICT`` in
+the database, so an idempotent write never raises and never spoils an enclosing transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, false, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.dml import Insert
+
+from tradefleet.adapters.storage import tables as t
+from tradefleet.adapters.storage.db import READ_ONLY_BEGIN, make_engine, storage_error
+from tradefleet.core.bots import BotConfig, BotStatus
+from tradefleet.core.errors import StorageError
+from tradefleet.core.events import DomainEvent
+from tradefleet.core.orders import Fill, Order, OrderIntent, OrderSide, OrderStatus, OrderType
+from tradefleet.core.ports import Clock, EquitySnapshot
+from tradefleet.core.risk import KillSwitchLevel
+from tradefleet.core.trades import Trade
+
+_LIVE_STATUSES = [s.value for s in OrderStatus if s.is_live]
+_CHUNK = 500  # ids per IN (...) list, well under every driver's parameter limit
+
+_ORDER_FIELDS = (  # every column but the key; updated in full by update_order
+    "bot_id", "pair", "side", "type", "intent", "amount", "price", "stop_price", "status",
+    "exchange_order_id", "filled", "average", "fee", "reason", "trade_ref", "created_ms", "updated_ms",
+)  # fmt: skip
+_TRADE_FIELDS = (
+    "bot_id", "pair", "is_open", "open_ms", "open_rate", "amount", "fee_open", "stop_price", "initial_stop",
+    "max_rate", "enter_tag", "close_ms", "close_rate", "fee_close", "exit_reason", "entry_order",
+    "exit_order",
+)  # fmt: skip
+_ORDER_COLUMNS = ("client_order_id", *_ORDER_FIELDS)
+_ORDER_ENUMS: dict[str, type[enum.StrEnum]] = {
+    "side": OrderSide, "type": OrderType, "intent": OrderIntent, "status": OrderStatus,
+}  # fmt: skip
+_EQUITY_FIELDS = ("cash", "equity", "realized", "unrealized", "fees_paid")
+
+
+class SqlTradingStore:
+    """Durable trading state in one SQL database, behind one connection guarded by a lock.
+
+    Each call commits on its own, unless made inside ``with store.transaction():``, which commits everything
+    once at the end or rolls everything back on an exception. A nested ``transaction()`` joins the outer
+    one; if an exception escapes the inner block, the whole outer transaction is rolled back even if the
+    caller catches it, and leaving the outer block raises :class:`StorageError`.
+
+    The store is safe to share between threads (calls are serialised). A transaction belongs to the store,
+    not to an asyncio task: do not ``await`` inside a transaction block. Errors of the database are raised
+    as :class:`~tradefleet.core.errors.StorageError` with a hint saying what to do.
+
+    ``clock`` stamps bookkeeping times (bot timestamps, kill switch changes); wall-clock time by default.
+    """
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._conn: Connection | None = None
+        self._closed = False
+        self._owns_engine = False
+        self._depth = 0
+        self._doomed = False
+        insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
+        self._add_order = insert(t.orders).on_conflict_do_nothing(index_elements=["client_order_id"])
+        self._add_fill = insert(t.fills).on_conflict_do_nothing(index_elements=["exchange", "trade_id"])
+        self._add_event = insert(t.events_outbox).on_conflict_do_nothing(index_elements=["event_id"])
+        self._add_processed = insert(t.processed_events).on_conflict_do_nothing()
+        self._update_order = (
+            t.orders.update()
+            .where(t.orders.c.client_order_id == bindparam("key"))
+            .values({name: bindparam(name) for name in _ORDER_FIELDS})
+        )
+        self._update_trade = (
+            t.trades.update()
+            .where(t.trades.c.id == bindparam("key"))
+            .values({name: bindparam(name) for name in _TRADE_FIELDS})
+        )
+        self._upserts = {
+            "bots": _upsert(insert(t.bots), ["bot_id"], ["config", "updated_ms"]),
+            "progress": _upsert(insert(t.bot_progress), ["bot_id", "pair"], ["last_candle_ms"]),
+            "equity": _upsert(insert(t.equity_snapshots), ["bot_id", "ts_ms"], list(_EQUITY_FIELDS)),
+            "kill": _upsert(insert(t.kill_switch), ["scope"], ["level", "actor", "reason", "updated_ms"]),
+            "state": _upsert(insert(t.kv_state), ["key"], ["value"]),
+        }
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock | None = None) -> SqlTradingStore:
+        """Open a store on its own engine, which :meth:`close` disposes of; the schema must be migrated."""
+        store = cls(make_engine(url), clock)
+        store._owns_engine = True
+        return store
+
+    # ------------------------------------------------------------------ connection and transactions
+    def close(self) -> None:
+        """Release the connection (and an engine opened by :meth:`from_url`); the store is then unusable."""
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._owns_engine:
+                self._engine.dispose()
+
+    def __enter__(self) -> SqlTradingStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group calls into one atomic commit; nested blocks join the outermost one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                except BaseException:
+                    self._doomed = True
+                    raise
+                finally:
+                    self._depth -= 1
+                return
+            self._depth, self._doomed = 1, False
+            try:
+                conn = self._connection()
+                yield
+                if self._doomed:
+                    raise StorageError("transaction rolled back: a nested block or a store call in it failed")
+                conn.commit()
+            except SQLAlchemyError as exc:
+                self._discard()
+                raise storage_error("transaction", exc) from exc
+            except BaseException:
+                self._discard()
+                raise
+            finally:
+                self._depth, self._doomed = 0, False
+
+    def _connection(self) -> Connection:
+        if self._closed:
+            raise StorageError("the trading store is closed", hint="create a new store from the engine")
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _discard(self) -> None:
+        """Roll back after a failure; drop a broken connection so the next call starts on a fresh one."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.rollback()
+        except SQLAlchemyError:
+            conn.invalidate()
+            conn.close()
+            return
+        if conn.invalidated:
+            conn.close()
+        else:
+            self._conn = conn
+
+    @contextmanager
+    def _unit(self, operation: str, *, write: bool = True) -> Iterator[Connection]:
+        """Run one store call: inside the current transaction, or in its own committed one."""
+        with self._lock:
+            read_only = not write and not self._depth
+            try:
+                with self.transaction():
+                    if self._doomed:
+                        raise StorageError(f"{operation} refused: an earlier call in this transaction failed")
+                    conn = self._connection()
+                    if read_only:  # SQLite: a deferred BEGIN, so readers never wait for the write lock
+                        conn.info[READ_ONLY_BEGIN] = True
+                    try:
+                        yield conn
+                    except SQLAlchemyError as exc:
+                        raise storage_error(operation, exc) from exc
+            finally:
+                if read_only and self._conn is not None:
+                    self._conn.info.pop(READ_ONLY_BEGIN, None)
+
+    def _now_ms(self) -> int:
+        return self._clock.now_ms() if self._clock is not None else time.time_ns() // 1_000_000
+
+    # ------------------------------------------------------------------ bots
+    def save_bot(self, config: BotConfig) -> None:
+        now = self._now_ms()
+        row = {
+            "bot_id": config.bot_id,
+            "config": config.model_dump(mode="json"),
+            "status": BotStatus.STOPPED.value,
+            "detail": "",
+            "created_ms": now,
+            "updated_ms": now,
+        }
+        with self._unit("save_bot") as conn:
+            conn.execute(self._upserts["bots"], row)
+
+    def get_bot(self, bot_id: str) -> BotConfig | None:
+        with self._unit("get_bot", write=False) as conn:
+            config = conn.execute(select(t.bots.c.config).where(t.bots.c.bot_id == bot_id)).scalar()
+        return None if config is None else BotConfig.model_validate(config)
+
+    def list_bots(self) -> list[BotConfig]:
+        with self._unit("list_bots", write=False) as conn:
+            configs = conn.execute(select(t.bots.c.config).order_by(t.bots.c.bot_id)).scalars().all()
+        return [BotConfig.model_validate(config) for config in configs]
+
+    def delete_bot(self, bot_id: str) -> None:
+        """Forget a bot and its candle progress; its orders, fills, trades and equity stay as history."""
+        with self._unit("delete_bot") as conn:
+            conn.execute(t.bot_progress.delete().where(t.bot_progress.c.bot_id == bot_id))
+            conn.execute(t.bots.delete().where(t.bots.c.bot_id == bot_id))
+
+    def set_bot_status(self, bot_id: str, status: BotStatus, detail: str = "") -> None:
+        stmt = (
+            t.bots.update()
+            .where(t.bots.c.bot_id == bot_id)
+            .values(status=BotStatus(status).value, detail=detail, updated_ms=self._now_ms())
+        )
+        with self._unit("set_bot_status") as conn:
+            if conn.execute(stmt).rowcount == 0:
+                raise StorageError(f"no bot {bot_id!r} to set the status of", hint="save the bot first")
+
+    def get_bot_status(self, bot_id: str) -> BotStatus:
+        """Return the stored status; an unknown bot is ``STOPPED``."""
+        with self._unit("get_bot_status", write=False) as conn:
+            status = conn.execute(select(t.bots.c.status).where(t.bots.c.bot_id == bot_id)).scalar()
+        return BotStatus.STOPPED if status is None else BotStatus(status)
+
+    def save_progress(self, bot_id: str, pair: str, last_candle_ms: int) -> None:
+        row = {"bot_id": bot_id, "pair": pair, "last_candle_ms": last_candle_ms}
+        with self._unit("save_progress") as conn:
+            conn.execute(self._upserts["progress"], row)
+
+    def load_progress(self, bot_id: str) -> dict[str, int]:
+        stmt = select(t.bot_progress.c.pair, t.bot_progress.c.last_candle_ms).where(
+            t.bot_progress.c.bot_id == bot_id
+        )
+        with self._unit("load_progress", write=False) as conn:
+            return {pair: last for pair, last in conn.execute(stmt)}
+
+    # ------------------------------------------------------------------ orders and fills
+    def add_order(self, order: Order) -> bool:
+        """Insert ``order``; return False and write nothing when its client order id is already stored."""
+        with self._unit("add_order") as conn:
+            return bool(conn.execute(self._add_order, _order_row(order)).rowcount == 1)
+
+    def update_order(self, order: Order) -> None:
+        """Store every field of ``order``; ``fill_ids`` come from the fills recorded with :meth:`add_fill`."""
+        row = _order_row(order)
+        row["key"] = row.pop("client_order_id")
+        with self._unit("update_order") as conn:
+            if conn.execute(self._update_order, row).rowcount == 0:
+                raise StorageError(
+                    f"no order {order.client_order_id!r} to update", hint="add the order before updating it"
+                )
+
+    def get_order(self, client_order_id: str) -> Order | None:
+        with self._unit("get_order", write=False) as conn:
+            row = conn.execute(select(t.orders).where(t.orders.c.client_order_id == client_order_id)).first()
+            if row is None:
+                return None
+            fill_ids = conn.execute(
+                select(t.fills.c.trade_id).where(t.fills.c.client_order_id == client_order_id)
+            ).scalars()
+            return _order(row, set(fill_ids))
+
+    def live_orders(self, bot_id: str) -> list[Order]:
+        """Return the bot's orders that may still rest on (or reach) the exchange, oldest first."""
+        return self._orders("live_orders", bot_id, live_only=True)
+
+    def list_orders(self, bot_id: str) -> list[Order]:
+        """Return all orders of the bot, oldest first."""
+        return self._orders("list_orders", bot_id, live_only=False)
+
+    def _orders(self, operation: str, bot_id: str, *, live_only: bool) -> list[Order]:
+        where = [t.orders.c.bot_id == bot_id]
+        if live_only:
+            where.append(t.orders.c.status.in_(_LIVE_STATUSES))
+        ids = select(t.orders.c.client_order_id).where(*where).scalar_subquery()
+        fills_stmt = select(t.fills.c.client_order_id, t.fills.c.trade_id).where(
+            t.fills.c.client_order_id.in_(ids)
+        )
+        with self._unit(operation, write=False) as conn:
+            rows = conn.execute(select(t.orders).where(*where).order_by(t.orders.c.id)).all()
+            fill_ids: dict[str, set[str]] = {}
+            for client_order_id, trade_id in conn.execute(fills_stmt) if rows else ():
+                fill_ids.setdefault(client_order_id, set()).add(trade_id)
+        return [_order(row, fill_ids.get(row.client_order_id, set())) for row in rows]
+
+    def add_fill(self, exchange: str, bot_id: str, fill: Fill) -> bool:
+        """Record a fill; return False and write nothing when ``(exchange, trade_id)`` is already stored."""
+        row = {
+            "exchange": exchange,
+            "trade_id": fill.trade_id,
+            "client_order_id": fill.client_order_id,
+            "bot_id": bot_id,
+            "price": fill.price,
+            "amount": fill.amount,
+            "fee": fill.fee,
+            "fee_currency": fill.fee_currency,
+            "ts_ms": fill.timestamp_ms,
+        }
+        with self._unit("add_fill") as conn:
+            return bool(conn.execute(self._add_fill, row).rowcount == 1)
+
+    # ------------------------------------------------------------------ trades
+    def add_trade(self, trade: Trade) -> int:
+        """Insert a new trade and return its id (``trade`` itself is not modified)."""
+        if trade.id is not None:
+            raise StorageError(
+                f"trade {trade.id} is already stored", hint="use update_trade for a stored trade"
+            )
+        with self._unit("add_trade") as conn:
+            key = conn.execute(t.trades.insert(), _trade_row(trade)).inserted_primary_key
+        if key is None:  # pragma: no cover - every supported dialect returns the new key
+            raise StorageError("the database did not return the new trade id")
+        return int(key[0])
+
+    def update_trade(self, trade: Trade) -> None:
+        if trade.id is None:
+            raise StorageError("cannot update a trade without id", hint="store it with add_trade first")
+        row = _trade_row(trade)
+        row["key"] = trade.id
+        with self._unit("update_trade") as conn:
+            if conn.execute(self._update_trade, row).rowcount == 0:
+                raise StorageError(f"no trade {trade.id} to update", hint="store it with add_trade first")
+
+    def open_trades(self, bot_id: str) -> list[Trade]:
+        """Return the bot's open trades, oldest first."""
+        stmt = select(t.trades).where(t.trades.c.bot_id == bot_id, t.trades.c.is_open).order_by(t.trades.c.id)
+        with self._unit("open_trades", write=False) as conn:
+            return [_trade(row) for row in conn.execute(stmt)]
+
+    def closed_trades(self, bot_id: str, limit: int | None = None) -> list[Trade]:
+        """Return the bot's closed trades in closing order; with ``limit``, only the most recent ones."""
+        stmt = (
+            select(t.trades)
+            .where(t.trades.c.bot_id == bot_id, t.trades.c.is_open == false())
+            .order_by(t.trades.c.close_ms.desc(), t.trades.c.id.desc())
+            .limit(limit)
+        )
+        with self._unit("closed_trades", write=False) as conn:
+            rows = conn.execute(stmt).all()
+        return [_trade(row) for row in reversed(rows)]
+
+    # ------------------------------------------------------------------ equity
+    def add_equity_snapshots(self, rows: list[EquitySnapshot]) -> None:
+        """Store snapshots; one taken again at the same ``(bot_id, ts_ms)`` replaces the earlier one."""
+        if not rows:
+            return
+        values = [
+            {"bot_id": r.bot_id, "ts_ms": r.ts_ms, **{f: getattr(r, f) for f in _EQUITY_FIELDS}} for r in rows
+        ]
+        with self._unit("add_equity_snapshots") as conn:
+            conn.execute(self._upserts["equity"], values)
+
+    def equity_history(self, bot_id: str, limit: int | None = None) -> list[EquitySnapshot]:
+        """Return snapshots oldest first; with ``limit``, only the most recent ones."""
+        e = t.equity_snapshots
+        stmt = select(e).where(e.c.bot_id == bot_id).order_by(e.c.ts_ms.desc()).limit(limit)
+        with self._unit("equity_history", write=False) as conn:
+            found = conn.execute(stmt).all()
+        return [
+            EquitySnapshot(r.bot_id, r.ts_ms, r.cash, r.equity, r.realized, r.unrealized, r.fees_paid)
+            for r in reversed(found)
+        ]
+
+    # ------------------------------------------------------------------ kill switch
+    def get_kill_switch(self, scope: str) -> KillSwitchLevel:
+        """Return the level set for exactly ``scope`` (``*`` is the fleet); ``NONE`` if never set."""
+        stmt = select(t.kill_switch.c.level).where(t.kill_switch.c.scope == scope)
+        with self._unit("get_kill_switch", write=False) as conn:
+            level = conn.execute(stmt).scalar()
+        return KillSwitchLevel.NONE if level is None else KillSwitchLevel[level]
+
+    def set_kill_switch(self, scope: str, level: KillSwitchLevel, actor: str, reason: str) -> None:
+        """Set the level of ``scope``, recording who did it, why and when (clearing is ``NONE``)."""
+        row = {
+            "scope": scope,
+            "level": KillSwitchLevel(level).name,
+            "actor": actor,
+            "reason": reason,
+            "updated_ms": self._now_ms(),
+        }
+        with self._unit("set_kill_switch") as conn:
+            conn.execute(self._upserts["kill"], row)
+
+    def kill_switch_record(self, scope: str) -> dict[str, Any] | None:
+        """Return ``level``, ``actor``, ``reason`` and ``updated_ms`` of the last change of ``scope``."""
+        with self._unit("kill_switch_record", write=False) as conn:
+            row = conn.execute(select(t.kill_switch).where(t.kill_switch.c.scope == scope)).first()
+        if row is None:
+            return None
+        record = dict(row._mapping)
+        record["level"] = KillSwitchLevel[record["level"]]
+        return record
+
+    # ------------------------------------------------------------------ events outbox
+    def add_events(self, events: list[DomainEvent]) -> None:
+        """Queue events for publication; an event id already queued is ignored."""
+        if not events:
+            return
+        rows = [
+            {
+                "event_id": e.event_id,
+                "type": e.type,
+                "bot_id": e.bot_id,
+                "payload": e.to_dict(),
+                "ts_ms": e.ts_ms,
+                "published": False,
+            }
+            for e in events
+        ]
+        with self._unit("add_events") as conn:
+            conn.execute(self._add_event, rows)
+
+    def pending_events(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return up to ``limit`` unpublished events (``DomainEvent.to_dict()`` form) in the order added."""
+        o = t.events_outbox
+        stmt = select(o.c.payload).where(o.c.published == false()).order_by(o.c.seq).limit(limit)
+        with self._unit("pending_events", write=False) as conn:
+            return [dict(payload) for payload in conn.execute(stmt).scalars()]
+
+    def mark_published(self, event_ids: list[str]) -> None:
+        o = t.events_outbox
+        with self._unit("mark_published") as conn:
+            for chunk in _chunks(event_ids):
+                conn.execute(o.update().where(o.c.event_id.in_(chunk)).values(published=True))
+
+    def mark_processed(self, consumer: str, event_id: str) -> bool:
+        """Record that ``consumer`` applied ``event_id``; return False when it already had."""
+        row = {"consumer": consumer, "event_id": event_id, "processed_ms": self._now_ms()}
+        with self._unit("mark_processed") as conn:
+            return bool(conn.execute(self._add_processed, row).rowcount == 1)
+
+    # ------------------------------------------------------------------ key/value
+    def get_state(self, key: str) -> str | None:
+        with self._unit("get_state", write=False) as conn:
+            value = conn.execute(select(t.kv_state.c.value).where(t.kv_state.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._unit("set_state") as conn:
+            conn.execute(self._upserts["state"], {"key": key, "value": value})
+
+
+# ---------------------------------------------------------------------- row mapping
+def _upsert(stmt: Any, keys: list[str], update: list[str]) -> Insert:
+    """Return ``INSERT ... ON CONFLICT (keys) DO UPDATE SET col = excluded.col`` for ``update``."""
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=keys, set_={name: stmt.excluded[name] for name in update}
+    )
+
+
+def _chunks(items: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _order_row(order: Order) -> dict[str, Any]:
+    row = {name: getattr(order, name) for name in _ORDER_COLUMNS}
+    for name, enum_type in _ORDER_ENUMS.items():
+        row[name] = enum_type(row[name]).value  # plain strings: drivers must not adapt enums their own way
+    return row
+
+
+def _order(row: Any, fill_ids: set[str]) -> Order:
+    values = {name: getattr(row, name) for name in _ORDER_COLUMNS}
+    for name, enum_type in _ORDER_ENUMS.items():
+        values[name] = enum_type(values[name])
+    return Order(**values, fill_ids=fill_ids)
+
+
+def _trade_row(trade: Trade) -> dict[str, Any]:
+    return {name: getattr(trade, name) for name in _TRADE_FIELDS}
+
+
+def _trade(row: Any) -> Trade:
+    return Trade(id=row.id, **{name: getattr(row, name) for name in _TRADE_FIELDS})
+
+
+__all__ = ["SqlTradingStore"]

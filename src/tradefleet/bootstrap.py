@@ -1,0 +1,187 @@
+"""Composition root: build every part from settings and wire them together. Nothing else constructs adapters.
+
+Later roles (API, gateway, AI service) are added as further builders over the same :class:`Platform`.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+import pandas as pd
+
+from tradefleet.adapters.data.generator import generate_market
+from tradefleet.adapters.data.store import CandleStore
+from tradefleet.adapters.exchanges.faults import FaultPlan
+from tradefleet.adapters.exchanges.simulated import SimSettings, SimulatedVenue, default_market
+from tradefleet.adapters.storage.db import make_engine, upgrade
+from tradefleet.adapters.storage.repository import SqlTradingStore
+from tradefleet.config import Settings
+from tradefleet.core.bots import BotConfig
+from tradefleet.core.candles import timeframe_to_ms
+from tradefleet.core.errors import ConfigError, DataNotFoundError, LookAheadError
+from tradefleet.core.lookahead import check_lookahead
+from tradefleet.core.ports import Clock, EventSink
+from tradefleet.core.strategy import IStrategy
+from tradefleet.engine.bot import BotRuntime
+from tradefleet.engine.clock import AcceleratedClock
+from tradefleet.engine.fleet import Fleet
+from tradefleet.engine.hub import MarketDataHub
+from tradefleet.strategies.loader import load_strategy
+
+log = logging.getLogger(__name__)
+
+SIM_EXCHANGE = "simulated"
+WARMUP_CANDLES = 1000
+
+
+@dataclass
+class Platform:
+    """Everything a running TradeFleet process holds."""
+
+    settings: Settings
+    store: SqlTradingStore
+    candles: CandleStore
+    venues: dict[str, SimulatedVenue] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for venue in self.venues.values():
+            venue.close()
+        self.store.close()
+
+
+def build_platform(settings: Settings) -> Platform:
+    """Create the data directory, migrate the database and open the stores."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url
+    upgrade(url)
+    store = SqlTradingStore(make_engine(url))
+    return Platform(settings=settings, store=store, candles=CandleStore(settings.candles_dir))
+
+
+class _RoutedSource:
+    """Candle source that reads each pair from the exchange folder that holds it."""
+
+    def __init__(self, candles: CandleStore, routes: dict[str, str]) -> None:
+        self.candles_store = candles
+        self.routes = routes
+
+    def candles(self, pair: str, timeframe: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+        return self.candles_store.source(self.routes[pair]).candles(pair, timeframe, start_ms, end_ms)
+
+
+def ensure_market_data(platform: Platform, pairs: list[str], timeframe: str) -> dict[str, str]:
+    """Return pair → exchange folder for replay; generate a labelled synthetic market where none is stored."""
+    routes: dict[str, str] = {}
+    stored = {(s.pair, s.timeframe): s.exchange for s in platform.candles.list_series()}
+    sim = platform.settings.simulated
+    for pair in pairs:
+        if (pair, timeframe) in stored:
+            routes[pair] = stored[(pair, timeframe)]
+            continue
+        tf_ms = timeframe_to_ms(timeframe)
+        n = int(sim.synthetic_days * 86_400_000 // tf_ms)
+        start = pd.Timestamp("2024-01-01", tz="UTC").value // 1_000_000
+        seed = (sim.synthetic_seed * 1_000_003 + zlib.crc32(pair.encode())) % 2**31
+        frame = generate_market(pair, timeframe, start_ms=start, candles=n, seed=seed)
+        platform.candles.write(SIM_EXCHANGE, pair, timeframe, frame, synthetic=True)
+        log.info("generated %d synthetic %s %s candles (seed %d)", n, pair, timeframe, seed)
+        routes[pair] = SIM_EXCHANGE
+    return routes
+
+
+def load_bot_strategy(platform: Platform, config: BotConfig) -> IStrategy:
+    """Load and instantiate a bot's strategy with its parameters."""
+    cls = load_strategy(config.strategy, search_dirs=[platform.settings.strategies_dir])
+    return cls(config.strategy_params)
+
+
+def check_strategy_causal(strategy: IStrategy, frame: pd.DataFrame) -> None:
+    """Refuse a strategy whose signals change when future candles are removed."""
+    sample = frame.iloc[: min(len(frame), 1500)]
+    findings = [f for f in check_lookahead(strategy, sample) if f.kind == "dynamic"]
+    if findings:
+        raise LookAheadError(f"strategy {type(strategy).__name__} looks ahead: {findings[0].describe()}")
+
+
+def paper_start_ms(frames: list[pd.DataFrame], timeframe: str) -> int:
+    """Return where a fresh paper session starts: after enough history for indicators."""
+    starts = []
+    for frame in frames:
+        if frame.empty:
+            continue
+        idx = min(len(frame) - 1, WARMUP_CANDLES)
+        starts.append(int(frame["date"].iloc[idx].value // 1_000_000))
+    if not starts:
+        raise DataNotFoundError(f"no {timeframe} candles to trade")
+    return max(starts)
+
+
+def build_paper_fleet(
+    platform: Platform,
+    bots: list[BotConfig],
+    *,
+    name: str,
+    speed: float,
+    sink: EventSink,
+    clock: Clock | None = None,
+    faults: FaultPlan | None = None,
+    check_causal: bool = True,
+) -> Fleet:
+    """Build a fleet of paper bots on a simulated venue replaying stored (or generated) candles."""
+    if not bots:
+        raise ConfigError("no bots to run", hint="configure [paper] bots in tradefleet.toml")
+    store, sim = platform.store, platform.settings.simulated
+    timeframes = sorted({b.timeframe for b in bots})
+    routes_by_tf = {
+        tf: ensure_market_data(platform, sorted({p for b in bots if b.timeframe == tf for p in b.pairs}), tf)
+        for tf in timeframes
+    }
+    clock_key = f"fleet.{name}.clock_ms"
+    saved = store.get_state(clock_key)
+    probe = {
+        tf: [platform.candles.read(routes[p], p, tf) for p in routes] for tf, routes in routes_by_tf.items()
+    }
+    start = int(saved) if saved else max(paper_start_ms(frames, tf) for tf, frames in probe.items())
+    clock = clock or AcceleratedClock(start, speed)
+    markets = {
+        p: default_market(p, taker_fee=sim.taker_fee, maker_fee=sim.maker_fee)
+        for routes in routes_by_tf.values()
+        for p in routes
+    }
+    venue = SimulatedVenue(
+        markets,
+        clock=clock,
+        ledger_path=platform.settings.data_dir / "sim" / f"{name}.sqlite",
+        settings=SimSettings(slippage_bps=sim.slippage_bps, default_taker_fee=sim.taker_fee),
+        faults=faults,
+    )
+    platform.venues[name] = venue
+    fleet = Fleet(store, clock, clock_key=clock_key)
+    hubs = {
+        tf: MarketDataHub(_RoutedSource(platform.candles, routes), tf, start_ms=start, venue=venue.on_candle)
+        for tf, routes in routes_by_tf.items()
+    }
+    for config in bots:
+        existing = store.get_bot(config.bot_id)
+        if existing is not None and existing != config:
+            log.info("bot %s: configuration changed; open positions are kept", config.bot_id)
+        check_quotes(config)
+        store.save_bot(config)
+        strategy = load_bot_strategy(platform, config)
+        if check_causal:
+            check_strategy_causal(strategy, probe[config.timeframe][0])
+        account = venue.open_account(config.bot_id, {config.quote_currency: config.starting_balance})
+        runtime = BotRuntime(config, strategy, account, store, clock, sink)
+        fleet.add(hubs[config.timeframe], runtime)
+    return fleet
+
+
+def check_quotes(config: BotConfig) -> None:
+    """Refuse a bot whose pairs are not all quoted in its account currency."""
+    wrong = [p for p in config.pairs if p.split("/")[1] != config.quote_currency]
+    if wrong:
+        raise ConfigError(
+            f"bot {config.bot_id}: pairs {', '.join(wrong)} are not quoted in {config.quote_currency}",
+            hint="give each bot pairs with one quote currency (set its quote currency to match)",
+        )

@@ -1,0 +1,122 @@
+"""Fleet: many bots, their hubs and one clock, run in one loop until stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from tradefleet.core.events import RiskAlert
+from tradefleet.core.ports import Clock, TradingStore
+from tradefleet.core.risk import KillSwitchLevel
+from tradefleet.engine.bot import BotRuntime
+from tradefleet.engine.hub import MarketDataHub
+
+log = logging.getLogger(__name__)
+
+CLOCK_KEY = "paper.clock_ms"
+
+
+class Fleet:
+    """Start bots (reconciling each), then feed them closed candles as the clock moves."""
+
+    def __init__(
+        self,
+        store: TradingStore,
+        clock: Clock,
+        *,
+        flush_every_s: float = 1.0,
+        kill_check_every_s: float = 1.0,
+        clock_key: str = CLOCK_KEY,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.hubs: list[MarketDataHub] = []
+        self.bots: list[BotRuntime] = []
+        self.flush_every_s = flush_every_s
+        self.kill_check_every_s = kill_check_every_s
+        self.clock_key = clock_key
+        self.stop_event = threading.Event()
+        self.finished_reason = ""
+
+    def add(self, hub: MarketDataHub, bot: BotRuntime) -> None:
+        """Start ``bot`` (load state, reconcile) and attach it to ``hub``."""
+        if hub not in self.hubs:
+            self.hubs.append(hub)
+        bot.start()
+        hub.subscribe(bot)
+        self.bots.append(bot)
+
+    def step(self, now_ms: int) -> int:
+        """Deliver all candles closed by ``now_ms``; return candle-steps run."""
+        return sum(hub.advance_to(now_ms) for hub in self.hubs)
+
+    def flush(self) -> None:
+        for bot in self.bots:
+            bot.flush()
+        self.store.set_state(self.clock_key, str(self.clock.now_ms()))
+
+    def check_kill_switches(self) -> None:
+        fleet_level = self.store.get_kill_switch("*")
+        for bot in self.bots:
+            level = max(fleet_level, self.store.get_kill_switch(bot.bot_id))
+            if level > bot.kill_level:
+                bot.apply_kill_switch(level)
+            elif level == KillSwitchLevel.NONE and bot.kill_level > KillSwitchLevel.NONE:
+                bot.kill_level = KillSwitchLevel.NONE  # cleared by an admin
+
+    def run(
+        self,
+        *,
+        until_ms: int | None = None,
+        idle: Callable[[float], bool] | None = None,
+    ) -> str:
+        """Run until stopped, ``until_ms`` is reached, or every feed is exhausted; return why it ended."""
+        wait = idle or self.stop_event.wait
+        last_flush = last_kill = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                now = self.clock.now_ms()
+                if until_ms is not None:
+                    now = min(now, until_ms)
+                self.step(now)
+                mono = time.monotonic()
+                if mono - last_kill >= self.kill_check_every_s:
+                    self.check_kill_switches()
+                    last_kill = mono
+                if mono - last_flush >= self.flush_every_s:
+                    self.flush()
+                    last_flush = mono
+                if until_ms is not None and now >= until_ms:
+                    return self._finish("reached the end time")
+                upcoming = [c for c in (h.next_close_ms() for h in self.hubs) if c is not None]
+                if not upcoming:
+                    return self._finish("replayed every stored candle")
+                delay = self._wall_delay(min(upcoming))
+                if delay > 0 and wait(min(delay, 0.5)):
+                    break
+            return self._finish("stopped")
+        finally:
+            self.flush()
+
+    def _wall_delay(self, sim_ms: int) -> float:
+        until = getattr(self.clock, "wall_seconds_until", None)
+        if until is None:
+            return 0.0
+        delay: float = until(sim_ms)
+        return delay
+
+    def _finish(self, reason: str) -> str:
+        self.finished_reason = reason
+        return reason
+
+    def shutdown(self) -> None:
+        """Persist everything; bots keep their status so the next start resumes them with open positions."""
+        for bot in self.bots:
+            try:
+                bot.flush()
+            except Exception:  # one bot failing to flush must not keep the others from saving
+                log.exception("bot %s failed to save its state", bot.bot_id)
+                bot.emit(RiskAlert(bot_id=bot.bot_id, ts_ms=self.clock.now_ms(), rule="shutdown", message="failed"))
+        self.store.set_state(self.clock_key, str(self.clock.now_ms()))

@@ -1,0 +1,152 @@
+"""Market-data hub: one feed per (exchange, timeframe) shared by every bot on it.
+
+A hundred bots on one pair cost one feed and, when they run the same strategy with the same parameters, one
+analysis. The hub walks closed candles in time order across pairs; for each candle it first lets the venue
+match resting orders (simulated exchange), then lets every subscribed bot handle the close.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tradefleet.core.candles import dates_ms, timeframe_to_ms
+from tradefleet.core.ports import CandleSource
+from tradefleet.engine.bot import BotRuntime, Signals
+
+log = logging.getLogger(__name__)
+
+VenueDriver = Callable[[str, int, int, tuple[float, float, float, float], float | None], Any]
+FAR_FUTURE_MS = 2**62
+
+
+@dataclass
+class _PairFeed:
+    frame: pd.DataFrame
+    open_ms: np.ndarray
+    ohlc: np.ndarray  # shape (n, 4)
+    next_index: int = -1  # first candle not yet delivered (-1: no bot yet)
+    bots: list[BotRuntime] = field(default_factory=list)
+
+
+def _strategy_key(bot: BotRuntime) -> tuple[Any, ...]:
+    params = tuple(sorted((k, repr(v)) for k, v in bot.strategy.param_values().items()))
+    return (type(bot.strategy), params)
+
+
+def _signals(frame: pd.DataFrame, open_ms: np.ndarray) -> Signals:
+    return Signals(
+        open_ms=open_ms,
+        open=frame["open"].to_numpy(dtype="float64"),
+        high=frame["high"].to_numpy(dtype="float64"),
+        low=frame["low"].to_numpy(dtype="float64"),
+        close=frame["close"].to_numpy(dtype="float64"),
+        enter_long=frame["enter_long"].to_numpy(dtype="int8"),
+        exit_long=frame["exit_long"].to_numpy(dtype="int8"),
+        enter_tag=frame["enter_tag"].to_numpy(dtype=object),
+    )
+
+
+class MarketDataHub:
+    """Deliver closed candles of one timeframe to bots, in time order, driving the venue first."""
+
+    def __init__(
+        self,
+        source: CandleSource,
+        timeframe: str,
+        *,
+        start_ms: int,
+        venue: VenueDriver | None = None,
+        analysis_window: int | None = 2000,
+        history_ms: int | None = None,
+        static: bool = True,
+    ) -> None:
+        self.source = source
+        self.timeframe = timeframe
+        self.tf_ms = timeframe_to_ms(timeframe)
+        self.start_ms = start_ms
+        self.venue = venue
+        self.window = analysis_window
+        self.static = static
+        self.history_ms = history_ms if history_ms is not None else 2000 * self.tf_ms
+        self.feeds: dict[str, _PairFeed] = {}
+        self.delivered = 0
+
+    def subscribe(self, bot: BotRuntime) -> None:
+        """Attach a started bot; delivery resumes after the earliest progress among the pair's bots."""
+        for pair in bot.config.pairs:
+            feed = self.feeds.get(pair)
+            if feed is None:
+                feed = self._load(pair)
+                self.feeds[pair] = feed
+            feed.bots.append(bot)
+            resume = bot.progress.get(pair)
+            first = resume + self.tf_ms if resume is not None else self.start_ms
+            start = int(np.searchsorted(feed.open_ms, first, side="left"))
+            feed.next_index = start if feed.next_index < 0 else min(feed.next_index, start)
+
+    def _load(self, pair: str) -> _PairFeed:
+        frame = self.source.candles(pair, self.timeframe, self.start_ms - self.history_ms, FAR_FUTURE_MS)
+        frame = frame.reset_index(drop=True)
+        open_ms = dates_ms(frame["date"])
+        ohlc = frame[["open", "high", "low", "close"]].to_numpy(dtype="float64")
+        return _PairFeed(frame=frame, open_ms=open_ms, ohlc=ohlc)
+
+    def last_open_ms(self) -> int | None:
+        """Return the open time of the last candle any feed holds (end of a replay)."""
+        ends = [int(f.open_ms[-1]) for f in self.feeds.values() if len(f.open_ms)]
+        return max(ends) if ends else None
+
+    def next_close_ms(self) -> int | None:
+        """Return when the next undelivered candle closes, or None when every feed is exhausted."""
+        closes = [int(f.open_ms[f.next_index]) + self.tf_ms for f in self.feeds.values() if f.next_index < len(f.open_ms)]
+        return min(closes) if closes else None
+
+    def advance_to(self, now_ms: int) -> int:
+        """Deliver every candle that has closed by ``now_ms``; return how many candle-steps ran."""
+        ranges: dict[str, tuple[int, int]] = {}
+        for pair, feed in self.feeds.items():
+            hi = int(np.searchsorted(feed.open_ms, now_ms - self.tf_ms, side="right"))
+            if hi > feed.next_index:
+                ranges[pair] = (feed.next_index, hi)
+        if not ranges:
+            return 0
+        analyses = self._analyse(ranges)
+        timeline = sorted(
+            (int(self.feeds[pair].open_ms[i]), order, pair, i)
+            for order, (pair, (lo, hi)) in enumerate(ranges.items())
+            for i in range(lo, hi)
+        )
+        steps = 0
+        for open_ms, _, pair, i in timeline:
+            feed = self.feeds[pair]
+            if self.venue is not None:
+                o, h, low, c = feed.ohlc[i]
+                nxt = float(feed.ohlc[i + 1, 0]) if i + 1 < len(feed.ohlc) else None
+                self.venue(pair, open_ms, open_ms + self.tf_ms, (float(o), float(h), float(low), float(c)), nxt)
+            for bot in feed.bots:
+                sig, offset = analyses[(pair, _strategy_key(bot))]
+                bot.step(pair, i - offset, sig)
+                steps += 1
+            feed.next_index = i + 1
+        self.delivered += steps
+        return steps
+
+    def _analyse(self, ranges: dict[str, tuple[int, int]]) -> dict[tuple[str, Any], tuple[Signals, int]]:
+        """Analyse each (pair, strategy) once on the candles visible at the end of this batch."""
+        out: dict[tuple[str, Any], tuple[Signals, int]] = {}
+        for pair, (first, hi) in ranges.items():
+            feed = self.feeds[pair]
+            lo = 0 if self.window is None else max(0, first - self.window)
+            visible = feed.frame.iloc[lo:hi]
+            for bot in feed.bots:
+                key = (pair, _strategy_key(bot))
+                if key not in out:
+                    analysed = bot.strategy.analyze(visible, pair)
+                    out[key] = (_signals(analysed, feed.open_ms[lo:hi]), lo)
+        return out
