@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "real"
 PG_URL_VAR = "TRADEFLEET_TEST_DATABASE_URL"
+_pg_down: list[str] = []  # why PostgreSQL did not answer, remembered so later tests skip without waiting
 
 
 def skip_or_fail(reason: str) -> NoReturn:
@@ -46,13 +47,18 @@ def _fresh_postgres_database() -> Iterator[str]:
     admin_url = os.environ.get(PG_URL_VAR, "")
     if not admin_url:
         skip_or_fail(f"PostgreSQL tests need {PG_URL_VAR}, e.g. postgresql://postgres@127.0.0.1:5432/test")
+    if _pg_down:
+        skip_or_fail(_pg_down[0])
     conninfo = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
     name = f"tradefleet_test_{uuid.uuid4().hex[:16]}"
     try:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        skip_or_fail(f"PostgreSQL at {make_url(admin_url)!r} does not answer: {str(exc).strip()}")
+        _pg_down.append(
+            f"PostgreSQL at {make_url(admin_url)!r} does not answer: {' '.join(str(exc).split())}"
+        )
+        skip_or_fail(_pg_down[0])
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:

@@ -150,7 +150,9 @@ class ExchangeAccount(_Section):
     @classmethod
     def _exchange_id(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9_]+", value):
-            raise ValueError("must be a ccxt exchange id in lower case, e.g. binance")
+            raise ValueError(
+                "must be a ccxt exchange id in lower case, e.g. binance (defaults to the account name)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ import pytest
 from tradefleet.adapters.storage import SqlTradingStore, make_engine
 from tradefleet.core.bots import BotConfig, BotStatus
 from tradefleet.core.errors import StorageError
-from tradefleet.core.events import BotStatusUpdate, OrderUpdate, RiskAlert
+from tradefleet.core.events import BotStatusUpdate, DomainEvent, OrderUpdate, RiskAlert
 from tradefleet.core.orders import Fill, Order, OrderIntent, OrderSide, OrderStatus, OrderType
 from tradefleet.core.ports import EquitySnapshot
 from tradefleet.core.risk import KillSwitchLevel, RiskSettings
@@ -44,7 +44,15 @@ def order(client_order_id: str, bot_id: str = "alpha", **changes: object) -> Ord
 
 
 def fill(trade_id: str, client_order_id: str, amount: float = 0.25, price: float = 30_000.5) -> Fill:
-    return Fill(trade_id, client_order_id, price, amount, fee=0.03, timestamp_ms=1_700_000_060_000, fee_currency="USDT")
+    return Fill(
+        trade_id,
+        client_order_id,
+        price,
+        amount,
+        fee=0.03,
+        timestamp_ms=1_700_000_060_000,
+        fee_currency="USDT",
+    )
 
 
 def trade(bot_id: str = "alpha", open_ms: int = 1_700_000_000_000, **changes: object) -> Trade:
@@ -65,12 +73,15 @@ def trade(bot_id: str = "alpha", open_ms: int = 1_700_000_000_000, **changes: ob
 
 
 def snapshot(ts_ms: int, equity: float, bot_id: str = "alpha") -> EquitySnapshot:
-    return EquitySnapshot(bot_id, ts_ms, cash=equity - 100.0, equity=equity, realized=5.0, unrealized=2.5, fees_paid=1.25)
+    return EquitySnapshot(
+        bot_id, ts_ms, cash=equity - 100.0, equity=equity, realized=5.0, unrealized=2.5, fees_paid=1.25
+    )
 
 
 # ---------------------------------------------------------------------- bots
 def test_saved_bot_reads_back_equal_and_starts_stopped(store: SqlTradingStore) -> None:
-    config = bot(pairs=("BTC/USDT", "ETH/USDT"), strategy_params={"rsi": 14}, risk=RiskSettings(max_open_trades=2))
+    risk = RiskSettings.model_validate({"max_open_trades": 2, "stake_amount": 25.0})
+    config = bot(pairs=("BTC/USDT", "ETH/USDT"), strategy_params={"rsi": 14}, risk=risk)
     store.save_bot(config)
 
     assert store.get_bot("alpha") == config
@@ -345,7 +356,9 @@ def test_outbox_publish_cycle_returns_events_in_order_until_published(store: Sql
 
 
 def test_mark_published_handles_more_ids_than_one_statement_takes(store: SqlTradingStore) -> None:
-    events = [BotStatusUpdate(bot_id="alpha", ts_ms=i, status="running") for i in range(1_201)]
+    events: list[DomainEvent] = [
+        BotStatusUpdate(bot_id="alpha", ts_ms=i, status="running") for i in range(1_201)
+    ]
     store.add_events(events)
 
     store.mark_published([e.event_id for e in events[:1_200]])

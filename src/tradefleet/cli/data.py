@@ -15,7 +15,9 @@ from tradefleet.cli._common import handle_errors, progress, settings_from
 from tradefleet.core.candles import timeframe_to_ms
 from tradefleet.core.errors import ConfigError
 
-data_app = typer.Typer(name="data", help="Import, download, generate and list candle data.", no_args_is_help=True)
+data_app = typer.Typer(
+    name="data", help="Import, download, generate and list candle data.", no_args_is_help=True
+)
 
 PairOption = Annotated[str, typer.Option("--pair", help="BASE/QUOTE, e.g. BTC/USDT")]
 TimeframeOption = Annotated[str, typer.Option("--timeframe", "-t", help="candle length: 1m, 5m, 1h, 1d, ...")]
@@ -53,11 +55,14 @@ def _when(ms: int) -> str:
 def import_cmd(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="a Freqtrade data folder, or one .feather/.json/.csv file")],
+    *,
     pair: Annotated[str | None, typer.Option("--pair", help="pair, when the file name does not say")] = None,
     timeframe: Annotated[
         str | None, typer.Option("--timeframe", "-t", help="timeframe, when the file name does not say")
     ] = None,
-    exchange: Annotated[str, typer.Option("--exchange", help="store the candles under this name")] = "imported",
+    exchange: Annotated[
+        str, typer.Option("--exchange", help="store the candles under this name")
+    ] = "imported",
 ) -> None:
     """Import candles from Freqtrade data or CSV; every file is checked before anything is written."""
     from tradefleet.adapters.data.importers import candle_files, import_path
@@ -65,10 +70,14 @@ def import_cmd(
     store = _store(ctx)
     files = candle_files(path)
     with progress("importing", len(files)) as advance:
-        results = import_path(store, path, exchange=exchange, pair=pair, timeframe=timeframe, progress=advance)
+        results = import_path(
+            store, path, exchange=exchange, pair=pair, timeframe=timeframe, progress=advance
+        )
     for r in results:
         span = f"{r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M}" if r.start is not None else "empty"
-        typer.echo(f"{r.exchange} {r.pair} {r.timeframe}: {r.rows} rows, {r.added} new ({span}) from {r.source}")
+        typer.echo(
+            f"{r.exchange} {r.pair} {r.timeframe}: {r.rows} rows, {r.added} new ({span}) from {r.source}"
+        )
 
 
 @data_app.command("list")
@@ -98,13 +107,16 @@ def _row(s: SeriesInfo) -> tuple[str, ...]:
 @handle_errors
 def generate_cmd(
     ctx: typer.Context,
+    *,
     pair: PairOption = "SYN/USDT",
     timeframe: TimeframeOption = "1m",
     days: Annotated[float, typer.Option("--days", help="how much history to generate")] = 365,
     seed: Annotated[int, typer.Option("--seed", help="same seed, same market")] = 7,
     start: Annotated[str, typer.Option("--start", help="first candle, YYYY-MM-DD (UTC)")] = "2024-01-01",
     exchange: Annotated[str, typer.Option("--exchange", help="store under this name")] = "simulated",
-    start_price: Annotated[float | None, typer.Option("--start-price", help="price of the first open")] = None,
+    start_price: Annotated[
+        float | None, typer.Option("--start-price", help="price of the first open")
+    ] = None,
 ) -> None:
     """Generate a synthetic market (labelled synthetic) and store it."""
     from tradefleet.adapters.data.generator import generate_days
@@ -131,6 +143,7 @@ def generate_cmd(
 @handle_errors
 def download_cmd(
     ctx: typer.Context,
+    *,
     pair: PairOption,
     since: Annotated[str, typer.Option("--since", help="first candle, YYYY-MM-DD or ISO 8601 (UTC)")],
     timeframe: TimeframeOption = "1h",
@@ -155,12 +168,19 @@ def download_cmd(
         end = until_ms if until_ms is not None else int(time.time() * 1000)
         with progress(f"downloading {pair} {timeframe}", max(1, (end - since_ms) // step)) as advance:
             result = download(
-                store, exchange, pair, timeframe, since_ms=since_ms, until_ms=until_ms, client=client,
+                store,
+                exchange,
+                pair,
+                timeframe,
+                since_ms=since_ms,
+                until_ms=until_ms,
+                client=client,
                 progress=advance,
             )
     finally:
         client.close()
-    span = f"{_when(result.first_ms)} → {_when(result.last_ms)}" if result.first_ms is not None else "none"
+    first, last = result.first_ms, result.last_ms
+    span = f"{_when(first)} → {_when(last)}" if first is not None and last is not None else "none"
     typer.echo(
         f"{result.exchange} {result.pair} {result.timeframe}: {result.added} new candles in {result.pages} "
         f"page(s); stored {span}"

@@ -45,11 +45,16 @@ def current_command(
     ] = False,
 ) -> None:
     """Print the database's migration revision and whether it is the newest one."""
-    from tradefleet.adapters.storage.db import current_revision, head_revision, redact
+    from tradefleet.adapters.storage.db import current_revision, head_revision, known_revisions, redact
 
     url = settings_from(ctx).database_url
     revision, head = current_revision(url), head_revision()
-    state = "up to date" if revision == head else "behind: run `tradefleet db upgrade`"
+    if revision == head:
+        state = "up to date"
+    elif revision is None or revision in known_revisions():
+        state = "behind: run `tradefleet db upgrade`"
+    else:
+        state = "unknown to this version: was it migrated by a newer TradeFleet?"
     typer.echo(f"{redact(url)}: revision {revision or '(none)'}, newest {head} ({state})")
     if check and revision != head:
         raise fail(f"database at revision {revision or '(none)'}, expected {head}")

@@ -2,9 +2,10 @@
 
 Two checks, both pure:
 
-- :func:`check_lookahead` (decisive) analyses the whole frame once, then prefixes of it ending at several
-  cut points. A causal strategy computes the same values on a prefix as on the full frame; any column whose
-  value at a row ``<= cut`` changes when later candles are removed used the future.
+- :func:`check_lookahead` (decisive) analyses the whole frame once, then, at several cut points, the
+  frame without the candles after the cut and the frame with those candles scaled far up and far down. A
+  causal strategy computes the same values up to the cut whatever comes after it; any column whose value
+  at a row ``<= cut`` changes used the future.
 - :func:`scan_source` (a hint) looks through the source of ``populate_*`` methods for the usual culprits:
   ``shift(-n)``, ``center=True``, whole-column statistics such as ``df["close"].max()`` and ``iloc[-n]``.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +31,7 @@ REDUCTIONS = frozenset(
 )  # fmt: skip
 WINDOWS = frozenset({"rolling", "ewm", "expanding", "groupby", "resample"})
 MIN_CUT_ROWS = 10
+FUTURE_FACTORS = (4.0, 0.25)
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,6 @@ def cut_points(n_rows: int, samples: int, *, start: int = 0) -> list[int]:
 def _as_floats(series: pd.Series) -> npt.NDArray[np.float64] | None:
     if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series.dtype):
-        values = series.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
-        values[series.isna().to_numpy()] = np.nan
-        return values
     return None
 
 
@@ -80,7 +79,7 @@ def first_difference(full: pd.Series, part: pd.Series, *, rtol: float = 1e-9) ->
         atol = 1e-12 * float(finite.max()) if finite.size else 0.0
         with np.errstate(invalid="ignore"):
             same = (nan_a & nan_b) | np.isclose(a, b, rtol=rtol, atol=atol)
-    else:
+    else:  # text, dates and anything else must match exactly
         left, right = full.iloc[:n].to_numpy(dtype=object), part.to_numpy(dtype=object)
         missing_l, missing_r = pd.isna(left), pd.isna(right)
         equal = np.fromiter((bool(x == y) for x, y in zip(left, right, strict=True)), dtype=np.bool_, count=n)
@@ -89,19 +88,38 @@ def first_difference(full: pd.Series, part: pd.Series, *, rtol: float = 1e-9) ->
     return int(bad[0]) if bad.size else None
 
 
+def _variants(candles: pd.DataFrame, cut: int) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Yield the histories a causal strategy cannot tell apart up to row ``cut``.
+
+    Removing the later candles catches most look-ahead; replacing them by a much higher and a much lower
+    market catches whole-column statistics even when the extreme happens to lie before the cut.
+    """
+    yield "removed", candles.iloc[: cut + 1]
+    prices = [c for c in ("open", "high", "low", "close") if c in candles.columns]
+    for factor in FUTURE_FACTORS:
+        altered = candles.copy()
+        rows = altered.index[cut + 1 :]
+        for column in prices:
+            altered.loc[rows, column] = altered.loc[rows, column] * factor
+        if "volume" in altered.columns:
+            altered.loc[rows, "volume"] = altered.loc[rows, "volume"] * factor
+        yield "altered", altered
+
+
 def check_lookahead(
     strategy: IStrategy, candles: pd.DataFrame, *, samples: int = 6, pair: str = "", rtol: float = 1e-9
 ) -> list[LookAheadFinding]:
-    """Return one finding per column whose past values change when later candles are removed.
+    """Return one finding per column whose past values change when later candles are removed or altered.
 
     Parameters
     ----------
     strategy
-        The strategy instance to run; it is analysed ``samples + 1`` times.
+        The strategy instance to run; it is analysed ``3 * samples + 1`` times.
     candles
         A candle frame with a ``date`` column, long enough for ``startup_candle_count`` plus some rows.
     samples
-        How many prefixes to compare with the full run; cut points are spread over the frame.
+        How many cut points to compare with the full run; they are spread over the frame. At each, the
+        candles after the cut are removed, then scaled up, then scaled down.
     """
     cuts = cut_points(len(candles), samples, start=strategy.startup_candle_count)
     if not cuts:
@@ -110,29 +128,32 @@ def check_lookahead(
             hint=f"pass at least {max(strategy.startup_candle_count, MIN_CUT_ROWS) * 2 + 2} candles",
         )
     full = strategy.analyze(candles, pair)
-    earliest: dict[str, tuple[int, int]] = {}  # column -> (first differing row, cut that revealed it)
+    order = {column: i for i, column in enumerate(full.columns)}
+    # column -> (first differing row, cut that revealed it, how the future was changed)
+    earliest: dict[str, tuple[int, int, str]] = {}
     for cut in cuts:
-        part = strategy.analyze(candles.iloc[: cut + 1], pair)
-        for column in part.columns:
-            if column == "date" or column not in full.columns:
-                continue
-            row = first_difference(full[column], part[column], rtol=rtol)
-            if row is not None and (column not in earliest or row < earliest[column][0]):
-                earliest[column] = (row, cut)
+        for how, history in _variants(candles, cut):
+            part = strategy.analyze(history, pair).iloc[: cut + 1]
+            for column in part.columns:
+                if column == "date" or column not in order:
+                    continue
+                row = first_difference(full[column], part[column], rtol=rtol)
+                if row is not None and (column not in earliest or row < earliest[column][0]):
+                    earliest[column] = (row, cut, how)
     dates = candles["date"] if "date" in candles.columns else None
     findings = []
-    for column, (row, cut) in sorted(earliest.items(), key=lambda item: (item[1][0], item[0])):
+    # Earliest row first; at the same row, the column created first (the indicator before its signals).
+    for column, (row, cut, how) in sorted(earliest.items(), key=lambda kv: (kv[1][0], order[kv[0]])):
         when = pd.Timestamp(dates.iloc[row]) if dates is not None else None
-        cut_when = pd.Timestamp(dates.iloc[cut]) if dates is not None else None
         where = f"{when} (row {row})" if when is not None else f"row {row}"
-        until = f"{cut_when}" if cut_when is not None else f"row {cut}"
+        until = f"{pd.Timestamp(dates.iloc[cut])}" if dates is not None else f"row {cut}"
         findings.append(
             LookAheadFinding(
                 kind="dynamic",
                 column=str(column),
                 date=when,
                 row=row,
-                message=f"column {column!r} at {where} changes when candles after {until} are removed",
+                message=f"column {column!r} at {where} changes when the candles after {until} are {how}",
             )
         )
     return findings

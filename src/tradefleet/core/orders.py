@@ -135,10 +135,11 @@ class Order:
                 f"{self.filled} + {fill.amount} > {self.amount}"
             )
         total = self.filled + fill.amount
+        target = OrderStatus.FILLED if self.amount - total <= self.amount * 1e-9 else OrderStatus.PARTIALLY_FILLED
+        check_transition(self.status, target)  # before any change: a refused fill leaves the order as it was
         self.average = (self.average * self.filled + fill.price * fill.amount) / total
         self.filled = total
         self.fee += fill.fee
         self.fill_ids.add(fill.trade_id)
-        target = OrderStatus.FILLED if self.remaining <= self.amount * 1e-9 else OrderStatus.PARTIALLY_FILLED
         self.transition(target, max(self.updated_ms, fill.timestamp_ms))
         return True

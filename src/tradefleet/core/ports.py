@@ -40,6 +40,7 @@ class ExchangeCapabilities:
     client_order_id: bool = True
     fetch_order_by_client_id: bool = True
     shorting: bool = False
+    push_order_updates: bool = False  # the adapter has ``subscribe(listener)`` for order updates
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,24 +97,28 @@ class Portfolio:
         """Apply one fill with its fee in quote currency; refuse what would make a balance negative."""
         if amount <= 0 or price <= 0 or fee < 0:
             raise RiskError(f"invalid fill amount={amount} price={price} fee={fee}")
-        pos = self.positions.setdefault(pair, Position(pair))
         notional = amount * price
         if side == "buy":
             if notional + fee > self.cash + EPS * max(1.0, self.cash):
                 raise RiskError(f"fill of {notional + fee:.8f} exceeds free cash {self.cash:.8f}")
-            self.cash -= notional + fee
+            pos = self.positions.setdefault(pair, Position(pair))
+            self.cash = max(self.cash - (notional + fee), 0.0)
             pos.amount += amount
             pos.cost += notional
         else:
-            if amount > pos.amount + EPS * max(1.0, pos.amount):
-                raise RiskError(f"cannot sell {amount} {pair}: holding {pos.amount}")
-            avg = pos.avg_price
-            sold = min(amount, pos.amount)
+            held = self.positions.get(pair)
+            holding = held.amount if held is not None else 0.0
+            if held is None or amount > holding + EPS * max(1.0, holding):
+                raise RiskError(f"cannot sell {amount} {pair}: holding {holding}")
+            avg = held.avg_price
+            sold = min(amount, held.amount)
             self.realized += sold * (price - avg)
-            pos.cost -= sold * avg
-            pos.amount -= sold
-            if pos.amount <= EPS:
-                pos.amount, pos.cost = 0.0, 0.0
+            held.cost -= sold * avg
+            held.amount -= sold
+            if held.amount <= EPS:
+                # Dust left by rounding is written off as realised, so the accounting identity still holds.
+                self.realized -= held.cost
+                held.amount, held.cost = 0.0, 0.0
             self.cash += notional - fee
         self.fees_paid += fee
 

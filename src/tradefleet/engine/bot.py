@@ -23,7 +23,15 @@ from tradefleet.core.candles import timeframe_to_ms
 from tradefleet.core.errors import RiskError
 from tradefleet.core.events import BotStatusUpdate, DomainEvent, OrderUpdate, RiskAlert, TradeExecuted
 from tradefleet.core.orders import Fill, Order, OrderIntent, OrderSide, OrderStatus, OrderType
-from tradefleet.core.ports import Clock, EquitySnapshot, EventSink, ExchangePort, Market, TradingStore
+from tradefleet.core.ports import (
+    Clock,
+    EquitySnapshot,
+    EventSink,
+    ExchangeOrder,
+    ExchangePort,
+    Market,
+    TradingStore,
+)
 from tradefleet.core.risk import KillSwitchLevel, ProtectionState, roi_threshold, stake_for_entry, trailing_stop
 from tradefleet.core.strategy import IStrategy
 from tradefleet.core.trades import Portfolio, Trade
@@ -103,6 +111,10 @@ class BotRuntime:
         self._cost_factor = 1.0
         self._pending_progress: dict[str, int] = {}
         self._closed_this_candle: set[str] = set()
+        self._pushed: list[ExchangeOrder] = []
+        self._push = bool(exchange.capabilities.push_order_updates) and hasattr(exchange, "subscribe")
+        if self._push:
+            exchange.subscribe(self._on_push)  # type: ignore[attr-defined]
 
     def now_ms(self) -> int:
         """Return market time: the close of the candle being handled, else the clock."""
@@ -178,7 +190,9 @@ class BotRuntime:
         self.marks[pair] = close
         self._closed_this_candle.discard(pair)
         self._current = (pair, open_ms)
-        if self.orders.live:
+        if self._pushed:
+            self._apply_pushed()
+        elif self.orders.live and not self._push:
             self._sync_stops(pair)
         open_trades = self.trades.get(pair)
         if open_trades:
@@ -193,6 +207,17 @@ class BotRuntime:
             self._snapshot(close_ms)
         if self._events:
             self._publish()
+
+    def _on_push(self, seen: ExchangeOrder) -> None:
+        self._pushed.append(seen)
+
+    def _apply_pushed(self) -> None:
+        pushed, self._pushed = self._pushed, []
+        for seen in pushed:
+            order = self.orders.live.get(seen.client_order_id)
+            if order is not None:
+                self.orders.apply(order, seen)
+        self._drain()
 
     def _sync_stops(self, pair: str) -> None:
         live = [o for o in self.orders.live.values() if o.pair == pair]

@@ -29,6 +29,7 @@ class Fleet:
         flush_every_s: float = 1.0,
         kill_check_every_s: float = 1.0,
         clock_key: str = CLOCK_KEY,
+        batched: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -37,6 +38,9 @@ class Fleet:
         self.flush_every_s = flush_every_s
         self.kill_check_every_s = kill_check_every_s
         self.clock_key = clock_key
+        # Batched: one store transaction per delivery batch (backtests, benchmarks). Paper and live keep
+        # the strict rule: every intent is committed before its exchange call.
+        self.batched = batched
         self.stop_event = threading.Event()
         self.finished_reason = ""
 
@@ -50,6 +54,9 @@ class Fleet:
 
     def step(self, now_ms: int) -> int:
         """Deliver all candles closed by ``now_ms``; return candle-steps run."""
+        if self.batched:
+            with self.store.transaction():
+                return sum(hub.advance_to(now_ms) for hub in self.hubs)
         return sum(hub.advance_to(now_ms) for hub in self.hubs)
 
     def flush(self) -> None:

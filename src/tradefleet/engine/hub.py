@@ -32,9 +32,11 @@ class _PairFeed:
     ohlc: np.ndarray  # shape (n, 4)
     next_index: int = -1  # first candle not yet delivered (-1: no bot yet)
     bots: list[BotRuntime] = field(default_factory=list)
+    keys: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _strategy_key(bot: BotRuntime) -> tuple[Any, ...]:
+    """Return what makes two bots' analyses identical: strategy class and parameter values."""
     params = tuple(sorted((k, repr(v)) for k, v in bot.strategy.param_values().items()))
     return (type(bot.strategy), params)
 
@@ -85,6 +87,7 @@ class MarketDataHub:
                 feed = self._load(pair)
                 self.feeds[pair] = feed
             feed.bots.append(bot)
+            feed.keys.append(_strategy_key(bot))
             resume = bot.progress.get(pair)
             first = resume + self.tf_ms if resume is not None else self.start_ms
             start = int(np.searchsorted(feed.open_ms, first, side="left"))
@@ -129,8 +132,8 @@ class MarketDataHub:
                 o, h, low, c = feed.ohlc[i]
                 nxt = float(feed.ohlc[i + 1, 0]) if i + 1 < len(feed.ohlc) else None
                 self.venue(pair, open_ms, open_ms + self.tf_ms, (float(o), float(h), float(low), float(c)), nxt)
-            for bot in feed.bots:
-                sig, offset = analyses[(pair, _strategy_key(bot))]
+            for bot, key in zip(feed.bots, feed.keys, strict=True):
+                sig, offset = analyses[(pair, key)]
                 bot.step(pair, i - offset, sig)
                 steps += 1
             feed.next_index = i + 1
@@ -144,8 +147,8 @@ class MarketDataHub:
             feed = self.feeds[pair]
             lo = 0 if self.window is None else max(0, first - self.window)
             visible = feed.frame.iloc[lo:hi]
-            for bot in feed.bots:
-                key = (pair, _strategy_key(bot))
+            for bot, strategy_key in zip(feed.bots, feed.keys, strict=True):
+                key = (pair, strategy_key)
                 if key not in out:
                     analysed = bot.strategy.analyze(visible, pair)
                     out[key] = (_signals(analysed, feed.open_ms[lo:hi]), lo)

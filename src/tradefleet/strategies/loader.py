@@ -60,6 +60,11 @@ def _failing_line(exc: BaseException, path: Path) -> int | None:
     return lines[-1] if lines and lines[-1] is not None else None
 
 
+def _describe(exc: BaseException) -> str:
+    """Return ``Type: message`` on one line, whatever the exception put in its message."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 def _load_module(path: Path) -> types.ModuleType:
     """Execute a strategy file as a fresh module (edits are always picked up)."""
     if not path.is_file():
@@ -83,7 +88,7 @@ def _load_module(path: Path) -> types.ModuleType:
         del sys.modules[name]
         line = _failing_line(exc, path)
         where = f"{path}:{line}" if line else str(path)
-        raise StrategyLoadError(f"{where}: import failed: {type(exc).__name__}: {exc}") from None
+        raise StrategyLoadError(f"{where}: import failed: {_describe(exc)}") from None
     return module
 
 
@@ -310,7 +315,7 @@ def _step(strategy: IStrategy, method: str, frame: pd.DataFrame) -> pd.DataFrame
     except Exception as exc:
         line = _failing_line(exc, Path(inspect.getsourcefile(fn) or ""))
         at = f" at line {line}" if line else ""
-        raise StrategyLoadError(f"{where} raised {type(exc).__name__}{at}: {exc}") from None
+        raise StrategyLoadError(f"{where} raised {_describe(exc)}{at}") from None
     if not isinstance(out, pd.DataFrame):
         raise StrategyLoadError(f"{where} must return the DataFrame, got {type(out).__name__}")
     if len(out) != len(frame) or not out.index.equals(frame.index):
@@ -361,7 +366,7 @@ def validate_strategy(
     try:
         strategy = cls()
     except (StrategyError, TypeError, ValueError) as exc:
-        raise StrategyLoadError(f"{_where(cls)}: {cls.__name__}() failed: {exc}") from None
+        raise StrategyLoadError(f"{_where(cls)}: {cls.__name__}() failed: {_describe(exc)}") from None
     synthetic = candles is None
     if candles is None:
         frame = synthetic_candles(max(1500, 3 * cls.startup_candle_count + 500), cls.timeframe)
@@ -382,11 +387,13 @@ def validate_strategy(
         raise
     except Exception as exc:
         raise StrategyLoadError(
-            f"{_where(cls)}: {cls.__name__} failed on a shorter history: {type(exc).__name__}: {exc}"
+            f"{_where(cls)}: {cls.__name__} failed on a shorter history: {_describe(exc)}"
         ) from None
     if findings:
         first = findings[0]
-        others = f" (and {len(findings) - 1} more column(s))" if len(findings) > 1 else ""
+        names = [f.column for f in findings[1:4] if f.column]
+        more = ", …" if len(findings) > 4 else ""
+        others = f" (also: {', '.join(names)}{more})" if names else ""
         suspect = f"; suspect line {static[0].line}: {static[0].message}" if static else ""
         raise LookAheadError(f"{_where(cls)}: {cls.__name__} looks ahead: {first.message}{others}{suspect}")
     return ValidationReport(

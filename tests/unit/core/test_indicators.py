@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -172,7 +173,7 @@ def test_atr_matches_wilder_smoothing_of_pandas_true_range() -> None:
 def test_every_indicator_on_a_prefix_equals_the_prefix_of_the_full_run(cut: int) -> None:
     frame = gbm()
     part = frame.iloc[:cut]
-    runs = {
+    runs: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {
         "sma": lambda f: sma(f["close"], 20),
         "ema": lambda f: ema(f["close"], 20),
         "rsi": lambda f: rsi(f["close"], 14),

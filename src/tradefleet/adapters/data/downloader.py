@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -71,7 +72,8 @@ def make_client(exchange_id: str, *, api_url: str | None = None, timeout_ms: int
     name = normalize_exchange(exchange_id)
     if name not in ccxt.exchanges:
         raise ConfigError(
-            f"unknown exchange {exchange_id!r}", hint="use a ccxt exchange id such as binance, kraken, okx, bybit"
+            f"unknown exchange {exchange_id!r}",
+            hint="use a ccxt exchange id such as binance, kraken, okx, bybit",
         )
     options = _CCXT_OPTIONS.get(name, _DEFAULT_OPTIONS)
     client = getattr(ccxt, name)({"enableRateLimit": True, "timeout": timeout_ms, "options": dict(options)})
@@ -91,7 +93,7 @@ def download(
     client: Any = None,
     progress: Progress | None = None,
     limit: int = 1000,
-    retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
+    retry: RetryPolicy = RetryPolicy(),
 ) -> DownloadResult:
     """Fetch closed candles opening in ``[since_ms, until_ms)`` (until now when None) into the store.
 
@@ -120,8 +122,8 @@ def download(
         for lo, hi in windows:
             cursor = lo
             while cursor < hi:
-                rows = _call(
-                    lambda c=cursor: client.fetch_ohlcv(pair, timeframe, since=c, limit=limit),
+                rows: list[list[Any]] = _call(
+                    partial(client.fetch_ohlcv, pair, timeframe, since=cursor, limit=limit),
                     retry,
                     f"{exchange} {pair} {timeframe}: fetching candles",
                 )
@@ -162,7 +164,7 @@ def translate_error(exc: ccxt.BaseError, what: str) -> TradeFleetError:
         return AuthenticationError(text)
     if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
         return RateLimitError(text, hint="the venue is rate limiting us; wait a minute and run it again")
-    if isinstance(exc, ccxt.NetworkError):
+    if isinstance(exc, ccxt.OperationFailed):  # network errors, bad responses: may work later
         return TemporaryExchangeError(text)
     if isinstance(exc, ccxt.NotSupported):
         return ExchangeError(text, hint="this exchange does not offer that through ccxt")

@@ -163,7 +163,9 @@ def _garch_variance(z: np.ndarray, target: float, alpha: float, beta: float) -> 
     return out
 
 
-def _regime_drift(rng: np.random.Generator, n: int, step_s: float, dt: float, model: MarketModel) -> np.ndarray:
+def _regime_drift(
+    rng: np.random.Generator, n: int, step_s: float, dt: float, model: MarketModel
+) -> np.ndarray:
     """Return the per-candle drift of a regime path: up, down or sideways, never the same twice in a row."""
     mean_len = max(5.0, model.regime_days * 86400.0 / step_s)
     lengths = rng.geometric(1.0 / mean_len, size=int(n / mean_len * 2) + 8)

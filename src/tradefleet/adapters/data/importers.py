@@ -10,14 +10,21 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.feather as feather
+from pyarrow import feather
 
-from tradefleet.adapters.data.store import CandleStore, normalize_exchange, normalize_pair, parse_series_name
-from tradefleet.core.candles import COLUMNS, OHLCV, timeframe_to_ms, validate_candles
+from tradefleet.adapters.data.store import (
+    CandleStore,
+    check_candles,
+    normalize_exchange,
+    normalize_pair,
+    parse_series_name,
+)
+from tradefleet.core.candles import COLUMNS, OHLCV, dates_ms, timeframe_to_ms
 from tradefleet.core.errors import CandleValidationError, ConfigError, DataError
 
 SUFFIXES = (".feather", ".json.gz", ".json", ".csv")
@@ -85,7 +92,7 @@ def import_path(
     targets = [_target(f, pair, timeframe) for f in files]
     _refuse_duplicates(files, targets)
     frames = []
-    for file, (file_pair, file_tf) in zip(files, targets, strict=True):
+    for file, (_, file_tf) in zip(files, targets, strict=True):
         frames.append(read_candle_file(file, timeframe=file_tf))
         if progress is not None:
             progress(1)
@@ -154,12 +161,15 @@ def _refuse_duplicates(files: list[Path], targets: list[tuple[str, str]]) -> Non
         seen[target] = file
 
 
-def _refuse_synthetic(store: CandleStore, exchange: str, files: list[Path], targets: list[tuple[str, str]]) -> None:
+def _refuse_synthetic(
+    store: CandleStore, exchange: str, files: list[Path], targets: list[tuple[str, str]]
+) -> None:
     """Name the file when its series is stored as synthetic: real candles never mix with generated ones."""
     for file, (pair, timeframe) in zip(files, targets, strict=True):
         if store.is_synthetic(exchange, pair, timeframe):
             raise DataError(
-                f"{file}: {exchange} {pair} {timeframe} holds synthetic candles; refusing to mix in real ones",
+                f"{file}: {exchange} {pair} {timeframe} holds synthetic candles; "
+                "refusing to mix in real ones",
                 hint="import into another exchange name with --exchange",
             )
 
@@ -168,21 +178,20 @@ def _validated(frame: pd.DataFrame, path: Path, timeframe: str | None) -> pd.Dat
     """Sort by date, validate and report offending rows by their position in the file."""
     frame = frame.sort_values("date", kind="stable") if "date" in frame.columns else frame
     try:
-        out = validate_candles(frame, name=str(path))
+        out = check_candles(frame, name=str(path), rows="index")
     except CandleValidationError as exc:
-        rows = [int(frame.index[i]) for i in (exc.details or [])]
         raise CandleValidationError(
-            f"{exc.message} (file rows {_rows_text(rows)})",
+            exc.message,
             hint="repair or re-export the file; nothing was imported",
-            details={"file": str(path), "rows": rows},
+            details={"file": str(path), "rows": exc.details},
         ) from None
     if timeframe is not None and len(out) > 1:
-        step = np.diff(out["date"].to_numpy(dtype="datetime64[ms]").view("int64"))
+        step = np.diff(dates_ms(out["date"]))
         off = np.flatnonzero(step % timeframe_to_ms(timeframe) != 0)
         if len(off):
-            rows = [int(frame.index[i + 1]) for i in off]
+            rows = [int(frame.index[int(i) + 1]) for i in off]
             raise CandleValidationError(
-                f"{path}: {len(off)} candle(s) off the {timeframe} grid (file rows {_rows_text(rows)})",
+                f"{path}: {len(off)} candle(s) off the {timeframe} grid (rows {_rows_text(rows)})",
                 hint="check --timeframe; nothing was imported",
                 details={"file": str(path), "rows": rows},
             )
@@ -198,8 +207,10 @@ def _read_feather(path: Path) -> pd.DataFrame:
     try:
         table = feather.read_table(path, memory_map=False)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: not a readable Feather file ({exc})", hint="re-export or re-download it") from exc
-    frame = table.to_pandas()
+        raise DataError(
+            f"{path}: not a readable Feather file ({exc})", hint="re-export or re-download it"
+        ) from exc
+    frame: pd.DataFrame = table.to_pandas()
     frame.columns = [str(c).lower() for c in frame.columns]
     if "date" in frame.columns and not isinstance(frame["date"].dtype, pd.DatetimeTZDtype):
         frame["date"] = _parse_dates(frame["date"], path)
@@ -219,7 +230,8 @@ def _read_json(path: Path) -> pd.DataFrame:
     bad = [i for i, row in enumerate(raw) if not isinstance(row, list) or len(row) < 6]
     if bad:
         raise DataError(
-            f"{path}: {len(bad)} row(s) are not [ms, open, high, low, close, volume] (rows {_rows_text(bad)})",
+            f"{path}: {len(bad)} row(s) are not [ms, open, high, low, close, volume] "
+            f"(rows {_rows_text(bad)})",
             details={"file": str(path), "rows": bad},
         )
     frame = pd.DataFrame([row[:6] for row in raw], columns=list(COLUMNS))
@@ -229,9 +241,9 @@ def _read_json(path: Path) -> pd.DataFrame:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV with a header: ``date`` or ``timestamp`` (ms, s or ISO 8601) and open high low close volume."""
+    """Read a CSV with ``date`` or ``timestamp`` (ms, s or ISO 8601) and open, high, low, close, volume."""
     try:
-        frame = pd.read_csv(path, dtype=str, skipinitialspace=True)
+        frame = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})", hint="re-export it") from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -258,7 +270,8 @@ def _numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         if bad.any():
             rows = [int(r) for r in frame.index[bad.to_numpy()]]
             raise CandleValidationError(
-                f"{path}: column {col!r} is not a number in {int(bad.sum())} row(s) (rows {_rows_text(rows)})",
+                f"{path}: column {col!r} is not a number in {int(bad.sum())} row(s) "
+                f"(rows {_rows_text(rows)})",
                 hint="repair or re-export the file; nothing was imported",
                 details={"file": str(path), "rows": rows},
             )
@@ -269,9 +282,11 @@ def _numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 def _parse_dates(values: pd.Series, path: Path) -> pd.Series:
     """Parse epoch milliseconds (or seconds) or ISO 8601 strings; naive times are taken as UTC."""
     numbers = pd.to_numeric(values, errors="coerce")
+    parsed: pd.Series
     if numbers.notna().all() and len(numbers):
-        unit = "ms" if numbers.abs().max() >= _MS_FLOOR else "s"
-        parsed = pd.to_datetime(numbers.round().astype("int64"), unit=unit, utc=True)
+        unit: Literal["ms", "s"] = "ms" if numbers.abs().max() >= _MS_FLOOR else "s"
+        epoch = np.asarray(numbers.round(), dtype=np.int64)
+        parsed = pd.Series(pd.to_datetime(epoch, unit=unit, utc=True), index=values.index)
     else:
         parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna()
@@ -282,4 +297,5 @@ def _parse_dates(values: pd.Series, path: Path) -> pd.Series:
             hint="use epoch milliseconds or ISO 8601 such as 2024-01-01T00:00:00Z; nothing was imported",
             details={"file": str(path), "rows": rows},
         )
-    return parsed.astype("datetime64[ms, UTC]")
+    out: pd.Series = parsed.astype("datetime64[ms, UTC]")
+    return out

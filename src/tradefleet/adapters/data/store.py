@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.feather as feather
+from pyarrow import feather
 
 from tradefleet.core.candles import (
+    dates_ms,
     empty_frame,
     find_gaps,
     timeframe_to_ms,
@@ -51,7 +52,8 @@ def normalize_pair(pair: str) -> str:
         return spot
     if not _PART_RE.match(settle):
         raise ConfigError(
-            f"invalid pair {pair!r}", hint="write futures pairs as BASE/QUOTE:SETTLE, for example BTC/USDT:USDT"
+            f"invalid pair {pair!r}",
+            hint="write futures pairs as BASE/QUOTE:SETTLE, for example BTC/USDT:USDT",
         )
     return f"{spot}:{settle.upper()}"
 
@@ -90,9 +92,35 @@ def parse_series_name(name: str) -> tuple[str, str] | None:
     return pair, match.group("tf")
 
 
-def dates_to_ms(dates: pd.Series) -> np.ndarray:
-    """Return candle open times of a tz-aware date column as int64 epoch milliseconds."""
-    return dates.to_numpy(dtype="datetime64[ms]").view("int64")
+def check_candles(frame: pd.DataFrame, *, name: str, rows: str = "dates") -> pd.DataFrame:
+    """Validate like ``validate_candles`` but with a one-line message naming the first offending rows.
+
+    ``rows="dates"`` names them by candle date, ``rows="index"`` by the frame's index labels (file rows).
+    """
+    try:
+        return validate_candles(frame, name=name)
+    except CandleValidationError as exc:
+        message = exc.message
+        if "\n" in message:  # validate_candles appends a table of rows: keep its summary line only
+            first = message.split("\n", 1)[0]
+            message = first[: first.rfind(": ")] if ": " in first[len(name) + 2 :] else first
+        positions = [int(i) for i in (exc.details or [])]
+        labels = [_row_label(frame, i, rows) for i in positions[:5]]
+        more = f" and {len(positions) - 5} more" if len(positions) > 5 else ""
+        where = f" ({'first at ' if rows == 'dates' else 'rows '}{', '.join(labels)}{more})" if labels else ""
+        raise CandleValidationError(
+            f"{message}{where}",
+            details=frame.index[positions].tolist() if rows == "index" else positions,
+        ) from None
+
+
+def _row_label(frame: pd.DataFrame, position: int, rows: str) -> str:
+    if rows == "index":
+        return str(frame.index[position])
+    try:
+        return str(pd.Timestamp(frame["date"].iloc[position]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return f"row {position}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +185,7 @@ class CandleStore:
         hi = len(cached.ms) if end_ms is None else int(np.searchsorted(cached.ms, end_ms, side="left"))
         if lo == 0 and hi == len(cached.ms):
             return cached.frame.copy(deep=False)
-        return cached.frame.iloc[lo:max(lo, hi)].reset_index(drop=True)
+        return cached.frame.iloc[lo : max(lo, hi)].reset_index(drop=True)
 
     def last_ms(self, exchange: str, pair: str, timeframe: str) -> int | None:
         """Return the open time of the last stored candle, or None when there is none."""
@@ -193,8 +221,8 @@ class CandleStore:
             return found
         for path in sorted(self.root.glob(f"*/*{SUFFIX}")):
             parsed = parse_series_name(path.name[: -len(SUFFIX)])
-            if parsed is None or path.name.startswith("."):
-                continue
+            if parsed is None or series_filename(*parsed) != path.name:
+                continue  # not a file this store wrote or could read back under that name
             pair, timeframe = parsed
             found.append(self._describe(path, path.parent.name, pair, timeframe))
         return sorted(found, key=lambda s: (s.exchange, s.pair, timeframe_to_ms(s.timeframe)))
@@ -225,8 +253,11 @@ class CandleStore:
                 raise DataError("the same series appears twice in one write", hint="merge the frames first")
             for item in pending:
                 if item.changed:
-                    _atomic_write(item.path, item.frame, item.meta)
                     self._cache.pop(item.path, None)
+                    _atomic_write(item.path, item.frame, item.meta)
+                    stat = item.path.stat()  # what we just wrote is valid: keep it as the cached read
+                    stamp = (stat.st_mtime_ns, stat.st_size)
+                    self._cache[item.path] = _Cached(stamp, item.frame, dates_ms(item.frame["date"]))
             return [p.added for p in pending]
 
     # internals
@@ -237,7 +268,7 @@ class CandleStore:
         exchange, pair = normalize_exchange(exchange), normalize_pair(pair)
         path = self.path(exchange, pair, timeframe)
         label = f"{exchange} {pair} {timeframe}"
-        new = validate_candles(frame, name=label)
+        new = check_candles(frame, name=label)
         _check_grid(new, timeframe, label)
         meta: dict[str, object] = {
             "exchange": exchange,
@@ -253,10 +284,16 @@ class CandleStore:
                 f"{label}: refusing to merge {kinds[1]} candles into the stored {kinds[0]} series {path}",
                 hint="use another --exchange name for generated data, or delete the stored file first",
             )
-        old = self._load(exchange, pair, timeframe).frame
+        cached = self._load(exchange, pair, timeframe)
+        old = cached.frame
+        if len(new) and len(old) and dates_ms(new["date"].iloc[:1])[0] > cached.ms[-1]:
+            # appending after the stored end (every downloaded page): both halves are already valid
+            merged = pd.concat([old, new], ignore_index=True)
+            _check_grid(merged.iloc[len(old) - 1 : len(old) + 1], timeframe, label)
+            return _Pending(path, merged, synthetic, meta, len(new), changed=True)
         merged = pd.concat([old, new], ignore_index=True)
         merged = merged.drop_duplicates(subset="date", keep="last").sort_values("date", kind="stable")
-        merged = validate_candles(merged, name=label)
+        merged = check_candles(merged.reset_index(drop=True), name=label)
         _check_grid(merged, timeframe, label)
         changed = len(merged) != len(old) or not merged.equals(old)
         return _Pending(path, merged, synthetic, meta, len(merged) - len(old), changed=changed)
@@ -272,8 +309,8 @@ class CandleStore:
             cached = self._cache.get(path)
             if cached is not None and cached.stamp == stamp:
                 return cached
-            frame = validate_candles(_read_frame(path), name=str(path))
-            cached = _Cached(stamp, frame, dates_to_ms(frame["date"]))
+            frame = check_candles(_read_frame(path), name=str(path))
+            cached = _Cached(stamp, frame, dates_ms(frame["date"]))
             self._cache[path] = cached
             return cached
 
@@ -296,7 +333,9 @@ class CandleStore:
         try:
             table = feather.read_table(path, columns=["date"], memory_map=True)
         except (pa.ArrowException, OSError, KeyError) as exc:
-            raise DataError(f"{path}: unreadable candle file ({exc})", hint="delete it and fetch again") from exc
+            raise DataError(
+                f"{path}: unreadable candle file ({exc})", hint="delete it and fetch again"
+            ) from exc
         meta = _meta_of(table.schema)
         dates = pd.Series(table.column("date").to_pandas(), name="date")
         if not isinstance(dates.dtype, pd.DatetimeTZDtype):
@@ -334,12 +373,13 @@ def _check_grid(frame: pd.DataFrame, timeframe: str, label: str) -> None:
     """Reject candles whose spacing is not a whole number of timeframes (a wrong --timeframe, usually)."""
     if len(frame) < 2:
         return
-    step = np.diff(dates_to_ms(frame["date"]))
+    step = np.diff(dates_ms(frame["date"]))
     bad = np.flatnonzero(step % timeframe_to_ms(timeframe) != 0) + 1
     if len(bad):
-        sample = frame.iloc[bad[:5]].to_string(max_cols=6)
+        first = ", ".join(str(frame["date"].iloc[i]) for i in bad[:3])
         raise CandleValidationError(
-            f"{label}: {len(bad)} candle(s) off the {timeframe} grid (is the timeframe right?): {sample}",
+            f"{label}: {len(bad)} candle(s) off the {timeframe} grid (first at {first})",
+            hint="check the timeframe; nothing was written",
             details=bad.tolist(),
         )
 
@@ -351,7 +391,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
         raise DataError(
             f"{path}: unreadable candle file ({exc})", hint="delete it and import or download it again"
         ) from exc
-    frame = table.to_pandas()
+    frame: pd.DataFrame = table.to_pandas()
     if "date" in frame.columns and not isinstance(frame["date"].dtype, pd.DatetimeTZDtype):
         frame["date"] = pd.to_datetime(frame["date"], utc=True)
     return frame
@@ -380,7 +420,7 @@ def _read_meta(path: Path) -> dict[str, object]:
 def _atomic_write(path: Path, frame: pd.DataFrame, meta: dict[str, object]) -> None:
     """Write to a temporary file in the same folder, fsync it and rename it over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False, nthreads=1)
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[META_KEY] = json.dumps(meta).encode()
     table = table.replace_schema_metadata(schema_meta)

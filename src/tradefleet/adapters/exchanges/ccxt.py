@@ -1,21 +1,17 @@
 """The ccxt exchange adapter: one account on any ccxt venue (Binance first), behind ``ExchangePort``.
 
 Every ccxt call goes through :func:`translate_error`, the one place that maps ccxt's exception tree onto
-TradeFleet's::
+TradeFleet's (``placing``: the call that sends an order)::
 
-    ccxt                                       reads                    create_order
-    RateLimitExceeded, DDoSProtection          RateLimitError           RateLimitError (the venue refused it)
-    InvalidNonce                               TemporaryExchangeError   TemporaryExchangeError (refused)
-    other NetworkError (RequestTimeout,        TemporaryExchangeError   AmbiguousOrderError
-      ExchangeNotAvailable, ...), other
-      OperationFailed (BadResponse, ...)
-    AuthenticationError                        AuthenticationError      AuthenticationError
-    BadSymbol                                  UnknownSymbolError       UnknownSymbolError
-    OrderNotFound                              OrderNotFoundError       OrderNotFoundError
-    InsufficientFunds                          InsufficientFundsError   InsufficientFundsError
-    InvalidOrder                               InvalidOrderError        InvalidOrderError
-    BadRequest                                 ExchangeError            InvalidOrderError
-    anything else                              ExchangeError            ExchangeError
+    RateLimitExceeded, DDoSProtection        RateLimitError, retry_after from the Retry-After header
+    InvalidNonce                             TemporaryExchangeError (the venue refused the request)
+    NetworkError, OperationFailed, and a     TemporaryExchangeError; AmbiguousOrderError when placing
+      bare ExchangeError on an HTTP 5xx
+    AuthenticationError, BadSymbol           AuthenticationError, UnknownSymbolError
+    OrderNotFound, InsufficientFunds         OrderNotFoundError, InsufficientFundsError
+    InvalidOrder                             InvalidOrderError
+    BadRequest                               ExchangeError; InvalidOrderError when placing
+    anything else                            ExchangeError; any non-ccxt error while placing is ambiguous
 
 Reads are idempotent, so they are retried (bounded, with tenacity) on ``TemporaryExchangeError``;
 ``create_order`` is never retried, and ccxt's own ``maxRetriesOnFailure`` is forced to 0 so nothing
@@ -36,20 +32,9 @@ from typing import Any, TypeVar
 
 import ccxt
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, before_sleep_log, retry_if_exception, stop_after_attempt
 
-from tradefleet.core.errors import (
-    AmbiguousOrderError,
-    AuthenticationError,
-    ConfigError,
-    ExchangeError,
-    InsufficientFundsError,
-    InvalidOrderError,
-    OrderNotFoundError,
-    RateLimitError,
-    TemporaryExchangeError,
-    UnknownSymbolError,
-)
+from tradefleet.core import errors
 from tradefleet.core.orders import Fill, OrderSide, OrderStatus, OrderType
 from tradefleet.core.ports import Balance, ExchangeCapabilities, ExchangeOrder, Market, OrderRequest
 
@@ -64,6 +49,11 @@ T = TypeVar("T")
 CLIENT_ID_VENUES = frozenset({"binance", "bitget", "htx", "kraken", "mexc", "okx", "phemex", "woo"})
 _STOP_FLAGS = ("createStopOrder", "createTriggerOrder", "createStopLossOrder", "createStopMarketOrder")
 _DEFAULT_OPTIONS: dict[str, Any] = {"warnOnFetchOpenOrdersWithoutSymbol": False}
+# Per-venue ccxt options, declared rather than branched on, keyed by ccxt class (subclasses inherit): this
+# adapter trades spot, and binance would otherwise also load futures, delivery and margin markets.
+VENUE_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False},
+}
 _STATUS = {
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELED,
@@ -74,33 +64,46 @@ _STATUS = {
 
 
 def translate_error(
-    exc: Exception, *, placing: bool = False, headers: Mapping[str, str] | None = None
-) -> ExchangeError:
-    """Return the TradeFleet error for a ccxt error; ``placing`` marks an order submission."""
+    exc: Exception,
+    *,
+    placing: bool = False,
+    headers: Mapping[str, str] | None = None,
+    http_status: int | None = None,
+) -> errors.ExchangeError:
+    """Return the TradeFleet error for a ccxt error.
+
+    ``placing`` marks an order submission; ``headers`` and ``http_status`` describe the venue's answer, when
+    one came: an error ccxt could not classify is temporary (and, when placing, ambiguous) on a 5xx answer.
+    """
     message = str(exc) or type(exc).__name__
     details = {"ccxt": type(exc).__name__}
     if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
-        return RateLimitError(message, retry_after=_retry_after(headers), details=details)
+        return errors.RateLimitError(message, retry_after=_retry_after(headers), details=details)
     if isinstance(exc, ccxt.InvalidNonce):
-        return TemporaryExchangeError(message, details=details)
-    if isinstance(exc, ccxt.OperationFailed) or (placing and not isinstance(exc, ccxt.BaseError)):
+        return errors.TemporaryExchangeError(message, details=details)
+    unclassified = type(exc) is ccxt.ExchangeError and http_status is not None and http_status >= 500
+    if (
+        isinstance(exc, ccxt.OperationFailed)
+        or unclassified
+        or (placing and not isinstance(exc, ccxt.BaseError))
+    ):
         if placing:
-            return AmbiguousOrderError(
+            return errors.AmbiguousOrderError(
                 message, hint="look the order up by client order id; do not resend it", details=details
             )
-        return TemporaryExchangeError(message, details=details)
-    table: tuple[tuple[type[Exception], type[ExchangeError]], ...] = (
-        (ccxt.AuthenticationError, AuthenticationError),
-        (ccxt.BadSymbol, UnknownSymbolError),
-        (ccxt.OrderNotFound, OrderNotFoundError),
-        (ccxt.InsufficientFunds, InsufficientFundsError),
-        (ccxt.InvalidOrder, InvalidOrderError),
-        (ccxt.BadRequest, InvalidOrderError if placing else ExchangeError),
+        return errors.TemporaryExchangeError(message, details=details)
+    table: tuple[tuple[type[Exception], type[errors.ExchangeError]], ...] = (
+        (ccxt.AuthenticationError, errors.AuthenticationError),
+        (ccxt.BadSymbol, errors.UnknownSymbolError),
+        (ccxt.OrderNotFound, errors.OrderNotFoundError),
+        (ccxt.InsufficientFunds, errors.InsufficientFundsError),
+        (ccxt.InvalidOrder, errors.InvalidOrderError),
+        (ccxt.BadRequest, errors.InvalidOrderError if placing else errors.ExchangeError),
     )
     for ccxt_type, ours in table:
         if isinstance(exc, ccxt_type):
             return ours(message, details=details)
-    return ExchangeError(message, details=details)
+    return errors.ExchangeError(message, details=details)
 
 
 def _retry_after(headers: Mapping[str, str] | None, default: float = 1.0) -> float:
@@ -118,30 +121,20 @@ def _retry_after(headers: Mapping[str, str] | None, default: float = 1.0) -> flo
 
 @dataclass(frozen=True, slots=True)
 class ReadRetry:
-    """Bounded retry of idempotent calls on temporary errors.
+    """Bounded retry of idempotent calls on temporary errors."""
 
-    Parameters
-    ----------
-    attempts:
-        Calls in total, the first one included.
-    backoff_s:
-        Pause before the second attempt, doubled for each further one.
-    max_wait_s:
-        A rate-limit pause (``Retry-After``) longer than this is not waited out: the error is raised.
-    """
-
-    attempts: int = 3
-    backoff_s: float = 0.25
-    max_wait_s: float = 10.0
+    attempts: int = 3  # calls in total, the first included
+    backoff_s: float = 0.25  # pause before the second attempt, doubled for each further one
+    max_wait_s: float = 10.0  # a longer Retry-After is not waited out: the RateLimitError is raised
 
     def should_retry(self, exc: BaseException) -> bool:
-        if isinstance(exc, RateLimitError):
+        if isinstance(exc, errors.RateLimitError):
             return exc.retry_after <= self.max_wait_s
-        return isinstance(exc, TemporaryExchangeError)
+        return isinstance(exc, errors.TemporaryExchangeError)
 
     def wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, RateLimitError):
+        if isinstance(exc, errors.RateLimitError):
             return exc.retry_after
         return float(self.backoff_s * 2 ** (state.attempt_number - 1))
 
@@ -262,18 +255,9 @@ def capabilities_from_ccxt(exchange: ccxt.Exchange) -> ExchangeCapabilities:
 class CcxtExchange:
     """One account on one ccxt venue (sync ccxt); implements ``ExchangePort``.
 
-    Parameters
-    ----------
-    exchange_id:
-        A ccxt id such as ``"binance"``.
-    sandbox:
-        Use the venue's test network (ccxt ``set_sandbox_mode``); a venue without one is a ConfigError.
-    api_urls:
-        Overrides of entries in ccxt's ``urls["api"]`` (proxies, recorded-response servers), applied last.
-    options:
-        ccxt options for the venue, e.g. ``{"fetchMarkets": ["spot"]}``.
-    capabilities:
-        Replace the capabilities derived from ccxt, when ccxt's flags are wrong for an account.
+    ``sandbox`` switches to the venue's test network (a venue without one is a ConfigError); ``api_urls``
+    overrides entries of ccxt's ``urls["api"]`` after that (proxies, recorded-answer servers); ``options``
+    are ccxt options; ``capabilities`` replaces the ones derived from ccxt where its flags are wrong.
     """
 
     def __init__(
@@ -291,34 +275,46 @@ class CcxtExchange:
         capabilities: ExchangeCapabilities | None = None,
     ) -> None:
         if exchange_id not in ccxt.exchanges:
-            raise ConfigError(f"ccxt has no exchange {exchange_id!r}", hint="use an id from ccxt.exchanges")
+            raise errors.ConfigError(f"ccxt has no exchange {exchange_id!r}", hint="see ccxt.exchanges")
+        venue_class = getattr(ccxt, exchange_id)
+        venue = next(
+            (VENUE_OPTIONS[c.__name__] for c in venue_class.__mro__ if c.__name__ in VENUE_OPTIONS), {}
+        )
         config: dict[str, Any] = {
             "enableRateLimit": True,
             "timeout": timeout_ms,
             # resending is our decision, never ccxt's: an order must not be sent twice
-            "options": {**_DEFAULT_OPTIONS, **(options or {}), "maxRetriesOnFailure": 0},
+            "options": {**_DEFAULT_OPTIONS, **venue, **(options or {}), "maxRetriesOnFailure": 0},
         }
         for key, value in (("apiKey", api_key), ("secret", secret), ("password", password)):
             if value is not None:
                 config[key] = value
-        self._ccxt: ccxt.Exchange = getattr(ccxt, exchange_id)(config)
+        self._ccxt: ccxt.Exchange = venue_class(config)
         if sandbox:
-            try:
-                self._ccxt.set_sandbox_mode(True)
-            except ccxt.NotSupported as exc:
-                raise ConfigError(
-                    f"{exchange_id} has no sandbox in ccxt", hint="set sandbox = false"
-                ) from exc
+            # ccxt lists "test": None for venues without one, and set_sandbox_mode then fails on it
+            if not self._ccxt.urls.get("test"):
+                raise errors.ConfigError(f"{exchange_id} has no sandbox in ccxt", hint="set sandbox = false")
+            self._ccxt.set_sandbox_mode(True)
         if api_urls:
             current = self._ccxt.urls.get("api")
             if not isinstance(current, dict):
-                raise ConfigError(f"{exchange_id}: ccxt api urls are not a mapping, cannot override them")
+                raise errors.ConfigError(
+                    f"{exchange_id}: ccxt api urls are not a mapping, cannot override them"
+                )
             self._ccxt.urls["api"] = {**current, **api_urls}
         self.name = exchange_id
         self.sandbox = sandbox
         self.capabilities = capabilities or capabilities_from_ccxt(self._ccxt)
         self._retry = retry or ReadRetry()
         self._lock = threading.RLock()  # a sync ccxt instance is not safe to share between threads
+        self._http_status: int | None = None
+        on_rest_response = self._ccxt.on_rest_response
+
+        def remember_status(code: int, *answer: Any) -> Any:  # ccxt's hook on every HTTP answer
+            self._http_status = int(code)
+            return on_rest_response(code, *answer)
+
+        self._ccxt.on_rest_response = remember_status
 
     # -- the port ---------------------------------------------------------------------------------------
 
@@ -335,36 +331,32 @@ class CcxtExchange:
     def fetch_balance(self) -> dict[str, Balance]:
         """Return the balances of every currency the account holds (zero balances left out)."""
         raw = self._read(self._ccxt.fetch_balance)
-        balances = {}
-        for currency, total in (raw.get("total") or {}).items():
-            entry = raw.get(currency) or {}
-            if total:
-                balances[currency] = Balance(
-                    currency, float(entry.get("free") or 0.0), float(entry.get("used") or 0.0)
-                )
-        return balances
+        held = [currency for currency, total in (raw.get("total") or {}).items() if total]
+        return {
+            c: Balance(c, float(raw[c].get("free") or 0.0), float(raw[c].get("used") or 0.0)) for c in held
+        }
 
     def create_order(self, request: OrderRequest) -> ExchangeOrder:
         """Send one order, once; raise AmbiguousOrderError when its outcome is unknown."""
         self._ensure_markets()
         symbol = request.symbol
-        amount = float(self._local(lambda: self._ccxt.amount_to_precision(symbol, request.amount)))
+        amount = float(self._call(lambda: self._ccxt.amount_to_precision(symbol, request.amount)))
         params: dict[str, Any] = {"maxRetriesOnFailure": 0}
         if self.capabilities.client_order_id:
             params["clientOrderId"] = request.client_order_id
         price: float | None = None
         if request.type is OrderType.LIMIT:
             if request.price is None:
-                raise InvalidOrderError(f"limit order {request.client_order_id} has no price")
+                raise errors.InvalidOrderError(f"limit order {request.client_order_id} has no price")
             limit = request.price
-            price = float(self._local(lambda: self._ccxt.price_to_precision(symbol, limit)))
+            price = float(self._call(lambda: self._ccxt.price_to_precision(symbol, limit)))
         elif request.type is OrderType.STOP:
             if request.stop_price is None:
-                raise InvalidOrderError(f"stop order {request.client_order_id} has no stop price")
+                raise errors.InvalidOrderError(f"stop order {request.client_order_id} has no stop price")
             if not self.capabilities.stop_orders:
-                raise InvalidOrderError(f"{self.name} does not take stop orders through ccxt")
+                raise errors.InvalidOrderError(f"{self.name} does not take stop orders through ccxt")
             stop = request.stop_price
-            params["triggerPrice"] = float(self._local(lambda: self._ccxt.price_to_precision(symbol, stop)))
+            params["triggerPrice"] = float(self._call(lambda: self._ccxt.price_to_precision(symbol, stop)))
         ccxt_type = "limit" if request.type is OrderType.LIMIT else "market"
         raw = self._call(
             lambda: self._ccxt.create_order(symbol, ccxt_type, request.side.value, amount, price, params),
@@ -374,7 +366,7 @@ class CcxtExchange:
         if trades is None:
             try:
                 trades = self._order_trades(raw)
-            except ExchangeError as exc:  # the order stands; fetch_order brings its fills later
+            except errors.ExchangeError as exc:  # the order stands; fetch_order brings its fills later
                 log.warning("order %s placed, its fills not fetched: %s", request.client_order_id, exc)
                 trades = []
         return order_from_ccxt(raw, trades, request.client_order_id)
@@ -386,16 +378,16 @@ class CcxtExchange:
         OrderNotFoundError means the venue does not know the order.
         """
         self._ensure_markets()
+        if self.capabilities.fetch_order_by_client_id:
+            order_id, params = "", {"clientOrderId": client_order_id}
+        else:
+            found = self._scan_for(symbol, client_order_id)
+            if found is None:
+                raise errors.OrderNotFoundError(f"{self.name} has no order {client_order_id} on {symbol}")
+            order_id, params = found["id"], {}
         try:
-            if self.capabilities.fetch_order_by_client_id:
-                params = {"clientOrderId": client_order_id}
-                raw = self._read(lambda: self._ccxt.cancel_order("", symbol, params))
-            else:
-                found = self._scan_for(symbol, client_order_id)
-                if found is None:
-                    raise OrderNotFoundError(f"{self.name} has no order {client_order_id} on {symbol}")
-                raw = self._read(lambda: self._ccxt.cancel_order(found["id"], symbol))
-        except OrderNotFoundError:
+            raw = self._read(lambda: self._ccxt.cancel_order(order_id, symbol, params))
+        except errors.OrderNotFoundError:
             # Venues answer "unknown order" for orders already done, and for a retried cancel whose first
             # attempt went through: report the order as it stands when it exists.
             order = self.fetch_order(symbol, client_order_id)
@@ -413,7 +405,7 @@ class CcxtExchange:
         params = {"clientOrderId": client_order_id}
         try:
             raw = self._read(lambda: self._ccxt.fetch_order("", symbol, params))
-        except OrderNotFoundError:
+        except errors.OrderNotFoundError:
             return None
         return self._complete(raw, client_order_id)
 
@@ -448,6 +440,8 @@ class CcxtExchange:
 
     def _scan_for(self, symbol: str, client_order_id: str) -> dict[str, Any] | None:
         """Find an order by client order id among open and past orders, for venues that cannot look it up."""
+        if not self.capabilities.client_order_id:  # "not found" would be a guess: the venue has no such ids
+            raise errors.ExchangeError(f"orders on {self.name} carry no client order id to look them up by")
         has = self._ccxt.has
         sources: list[Callable[[], list[dict[str, Any]]]] = []
         if has.get("fetchOpenOrders"):
@@ -457,7 +451,7 @@ class CcxtExchange:
         elif has.get("fetchOrders"):
             sources.append(lambda: self._ccxt.fetch_orders(symbol))
         if not sources:
-            raise ExchangeError(f"{self.name} cannot look orders up by client order id through ccxt")
+            raise errors.ExchangeError(f"{self.name} cannot look orders up by client order id through ccxt")
         for source in sources:
             for raw in self._read(source):
                 if raw.get("clientOrderId") == client_order_id:
@@ -469,46 +463,26 @@ class CcxtExchange:
             stop=stop_after_attempt(self._retry.attempts),
             wait=self._retry.wait,
             retry=retry_if_exception(self._retry.should_retry),
-            before_sleep=_log_retry,
+            before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
         )
         result: T = retrying(self._call, fn)
         return result
 
-    def _local(self, fn: Callable[[], T]) -> T:
-        """Run a ccxt helper that sends nothing (precision rounding)."""
-        return self._call(fn)
-
     def _call(self, fn: Callable[[], T], *, placing: bool = False) -> T:
         with self._lock:
+            self._http_status = None
             try:
                 return fn()
             except ccxt.BaseError as exc:
-                raise translate_error(exc, placing=placing, headers=self._headers()) from exc
+                status = self._http_status  # None: no answer came, ccxt's last headers are an older call's
+                headers = self._ccxt.last_response_headers if status is not None else None
+                raise translate_error(exc, placing=placing, headers=headers, http_status=status) from exc
             except Exception as exc:
                 if not placing:
                     raise
                 # a failure past the point of sending (a parsing error, ...) leaves the outcome unknown
                 raise translate_error(exc, placing=True) from exc
-
-    def _headers(self) -> Mapping[str, str] | None:
-        headers = getattr(self._ccxt, "last_response_headers", None)
-        return headers if isinstance(headers, Mapping) else None
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome is not None else None
-    log.warning("retrying a read after attempt %d: %s", state.attempt_number, exc)
-
-
-@dataclass(frozen=True, slots=True)
-class _Settings:
-    """What must match for two requests to share one adapter (secrets kept as digests only)."""
-
-    credentials: str
-    sandbox: bool
-    api_urls: tuple[tuple[str, str], ...]
-    options: str
 
 
 class CcxtExchangeFactory:
@@ -521,7 +495,7 @@ class CcxtExchangeFactory:
         self._timeout_ms = timeout_ms
         self._retry = retry
         self._lock = threading.Lock()
-        self._adapters: dict[tuple[str, str | None], tuple[_Settings, CcxtExchange]] = {}
+        self._adapters: dict[tuple[str, str | None], tuple[str, CcxtExchange]] = {}
 
     def get(
         self,
@@ -536,26 +510,26 @@ class CcxtExchangeFactory:
     ) -> CcxtExchange:
         """Return the adapter for this account, creating it on first use.
 
-        Asking again for the same account with different settings is a ConfigError: two configurations
-        cannot share one ccxt instance.
+        Asking again for the same account with other settings is a ConfigError: one ccxt instance cannot
+        serve two configurations.
         """
-        credentials = hashlib.sha256(repr((secret, password)).encode()).hexdigest()
-        settings = _Settings(
-            credentials,
+        settings = (
+            secret,
+            password,
             sandbox,
-            tuple(sorted((api_urls or {}).items())),
-            repr(sorted((options or {}).items())),
+            sorted((api_urls or {}).items()),
+            sorted((options or {}).items()),
         )
-        key = (exchange_id, api_key)
+        fingerprint = hashlib.sha256(repr(settings).encode()).hexdigest()  # keeps no second copy of secrets
         with self._lock:
-            if key in self._adapters:
-                known, adapter = self._adapters[key]
-                if known != settings:
-                    raise ConfigError(
-                        f"{exchange_id} account {_mask(api_key)} is already configured differently",
+            known = self._adapters.get((exchange_id, api_key))
+            if known is not None:
+                if known[0] != fingerprint:
+                    raise errors.ConfigError(
+                        f"this {exchange_id} account is already configured differently",
                         hint="give each account one configuration",
                     )
-                return adapter
+                return known[1]
             adapter = CcxtExchange(
                 exchange_id,
                 api_key=api_key,
@@ -567,14 +541,5 @@ class CcxtExchangeFactory:
                 timeout_ms=self._timeout_ms,
                 retry=self._retry,
             )
-            self._adapters[key] = (settings, adapter)
+            self._adapters[(exchange_id, api_key)] = (fingerprint, adapter)
             return adapter
-
-    def __len__(self) -> int:
-        return len(self._adapters)
-
-
-def _mask(api_key: str | None) -> str:
-    if not api_key:
-        return "(public)"
-    return f"…{api_key[-4:]}" if len(api_key) > 8 else "…"

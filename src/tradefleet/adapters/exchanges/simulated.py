@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,16 +84,27 @@ class SimulatedVenue:
         self.market_ms: dict[str, int] = {}  # market time per symbol: close of the last candle seen
         self._balances: dict[tuple[str, str], list[float]] = {}
         self._resting: dict[str, dict[int, sqlite3.Row]] = defaultdict(dict)
+        self._listeners: dict[str, list[Callable[[ExchangeOrder], None]]] = {}
         self._load()
 
     # -- state -------------------------------------------------------------------------------------
     def _load(self) -> None:
+        self._balances.clear()
+        self._resting.clear()
         for row in self.ledger.query("SELECT account, currency, free, used FROM balances"):
             self._balances[(row["account"], row["currency"])] = [row["free"], row["used"]]
         for row in self.ledger.query("SELECT * FROM orders WHERE status = 'OPEN'"):
             self._resting[row["symbol"]][row["id"]] = row
-        for row in self.ledger.query("SELECT symbol, mark FROM market_state"):
-            self.marks[row["symbol"]] = row["mark"]
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One ledger transaction; on failure memory is reloaded from the ledger so both agree."""
+        try:
+            with self.ledger.tx() as db:
+                yield db
+        except BaseException:
+            self._load()
+            raise
 
     def add_market(self, market: Market) -> None:
         self.markets[market.symbol] = market
@@ -99,7 +112,7 @@ class SimulatedVenue:
     def open_account(self, account: str, balances: dict[str, float]) -> SimulatedExchange:
         """Return the account, funding it with ``balances`` only when it is new."""
         if not any(key[0] == account for key in self._balances):
-            with self.ledger.tx() as db:
+            with self._tx() as db:
                 for currency, amount in balances.items():
                     if amount < 0:
                         raise InvalidOrderError(f"starting balance of {currency} must not be negative")
@@ -113,7 +126,7 @@ class SimulatedVenue:
         }
 
     def _move(self, db: sqlite3.Connection, account: str, currency: str, free: float, used: float = 0.0) -> None:
-        bal = self._balances.setdefault((account, currency), [0.0, 0.0])
+        bal = self._balances.get((account, currency), [0.0, 0.0])
         new_free, new_used = bal[0] + free, bal[1] + used
         if new_free < -1e-9 * max(1.0, abs(bal[0])) or new_used < -1e-9 * max(1.0, abs(bal[1])):
             raise InsufficientFundsError(
@@ -125,7 +138,7 @@ class SimulatedVenue:
             "DO UPDATE SET free = excluded.free, used = excluded.used",
             (account, currency, new_free, new_used),
         )
-        bal[0], bal[1] = new_free, new_used
+        self._balances[(account, currency)] = [new_free, new_used]
 
     def market(self, symbol: str) -> Market:
         try:
@@ -155,7 +168,7 @@ class SimulatedVenue:
                 f"order value {amount * reference:.8f} {market.quote} is below the minimum {market.min_notional}"
             )
         now = self.market_ms.get(req.symbol) or self.clock.now_ms()
-        with self.ledger.tx() as db:
+        with self._tx() as db:
             dup = db.execute(
                 "SELECT 1 FROM orders WHERE account = ? AND client_order_id = ? AND status = 'OPEN'",
                 (account, req.client_order_id),
@@ -197,6 +210,13 @@ class SimulatedVenue:
     def _slipped(self, price: float, side: str) -> float:
         slip = self.settings.slippage_bps / 10_000
         return price * (1 + slip) if side == OrderSide.BUY.value else price * (1 - slip)
+
+    def _affordable(self, row: sqlite3.Row, price: float, fee_rate: float) -> bool:
+        if row["side"] != OrderSide.BUY.value:
+            return True
+        market = self.market(row["symbol"])
+        free = self._balances.get((row["account"], market.quote), [0.0, 0.0])[0]
+        return bool(free + row["reserved"] >= row["amount"] * price * (1 + fee_rate))
 
     def _reserve(self, db: sqlite3.Connection, row: sqlite3.Row, market: Market) -> None:
         if row["side"] == OrderSide.BUY.value:
@@ -241,7 +261,7 @@ class SimulatedVenue:
 
     def cancel(self, account: str, symbol: str, client_order_id: str) -> ExchangeOrder:
         self.faults.before_call("cancel_order")
-        with self.ledger.tx() as db:
+        with self._tx() as db:
             row = db.execute(
                 "SELECT * FROM orders WHERE account = ? AND symbol = ? AND client_order_id = ? AND status = 'OPEN'",
                 (account, symbol, client_order_id),
@@ -302,32 +322,48 @@ class SimulatedVenue:
         ohlc: tuple[float, float, float, float],
         next_open: float | None = None,
     ) -> int:
-        """Match resting orders against a closed candle, then move the price; return orders filled.
-
-        Idempotent per candle: a candle already matched (before a crash, say) is not matched twice.
-        """
+        """Match resting orders against a closed candle, then move the price; return orders filled."""
         opened, high, low, close = ohlc
-        filled = 0
+        filled: list[sqlite3.Row] = []
         resting = self._resting.get(symbol)
         if resting:
-            with self.ledger.tx() as db:
-                state = db.execute("SELECT last_candle_ms FROM market_state WHERE symbol = ?", (symbol,)).fetchone()
-                if state is None or state["last_candle_ms"] < open_ms:
-                    for row in sorted(resting.values(), key=lambda r: r["id"]):
-                        price = self._trigger(row, opened, high, low)
-                        if price is not None:
-                            fee = self.market(symbol).taker_fee
-                            self._fill(db, row, price, fee, close_ms)
-                            filled += 1
-                    mark = next_open if next_open is not None else close
-                    db.execute(
-                        "INSERT INTO market_state VALUES (?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
-                        "last_candle_ms = excluded.last_candle_ms, mark = excluded.mark",
-                        (symbol, open_ms, mark),
-                    )
+            # An order only meets candles that open at or after it was placed: replaying older candles after
+            # a restart can never fill it, and a filled order cannot fill twice, so no per-candle bookkeeping.
+            hits = [
+                (row, price)
+                for row in sorted(resting.values(), key=lambda r: r["id"])
+                if row["ts_ms"] <= open_ms and (price := self._trigger(row, opened, high, low)) is not None
+            ]
+            fee = self.market(symbol).taker_fee
+            for row, price in hits:
+                # One transaction per order: one account's trouble never undoes another's fill.
+                with self._tx() as db:
+                    current = db.execute("SELECT status FROM orders WHERE id = ?", (row["id"],)).fetchone()
+                    if current["status"] != "OPEN":
+                        continue
+                    if self._affordable(row, price, fee):
+                        self._fill(db, row, price, fee, close_ms)
+                    else:
+                        # A triggered buy stop that gapped past its reserved funds expires, as venues do.
+                        self._release(db, row)
+                        db.execute("UPDATE orders SET status = 'CANCELED', reserved = 0 WHERE id = ?", (row["id"],))
+                filled.append(row)
         self.marks[symbol] = next_open if next_open is not None else close
         self.market_ms[symbol] = close_ms
-        return filled
+        for row in filled:
+            self._notify(row["account"], row["id"])
+        return len(filled)
+
+    def subscribe(self, account: str, listener: Callable[[ExchangeOrder], None]) -> None:
+        """Push order updates of ``account`` to ``listener`` (like a venue's user-data stream)."""
+        self._listeners.setdefault(account, []).append(listener)
+
+    def _notify(self, account: str, order_id: int) -> None:
+        listeners = self._listeners.get(account)
+        if listeners:
+            order = self._order(order_id)
+            for listener in listeners:
+                listener(order)
 
     def _trigger(self, row: sqlite3.Row, opened: float, high: float, low: float) -> float | None:
         buy = row["side"] == OrderSide.BUY.value
@@ -355,7 +391,9 @@ class SimulatedVenue:
 class SimulatedExchange:
     """One account on the simulated venue; implements :class:`~tradefleet.core.ports.ExchangePort`."""
 
-    capabilities = ExchangeCapabilities(stop_orders=True, client_order_id=True, fetch_order_by_client_id=True)
+    capabilities = ExchangeCapabilities(
+        stop_orders=True, client_order_id=True, fetch_order_by_client_id=True, push_order_updates=True
+    )
 
     def __init__(self, venue: SimulatedVenue, account: str) -> None:
         self.venue = venue
@@ -380,6 +418,9 @@ class SimulatedExchange:
 
     def fetch_open_orders(self, symbol: str | None = None) -> list[ExchangeOrder]:
         return self.venue.open_orders(self.account, symbol)
+
+    def subscribe(self, listener: Callable[[ExchangeOrder], None]) -> None:
+        self.venue.subscribe(self.account, listener)
 
 
 def default_market(symbol: str, *, taker_fee: float = 0.001, maker_fee: float = 0.001) -> Market:

@@ -10,14 +10,11 @@ deferred transaction that does not block writers.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -25,12 +22,19 @@ from sqlalchemy.pool import StaticPool
 
 from tradefleet.core.errors import ConfigError, StorageError
 
+if TYPE_CHECKING:  # Alembic takes a second to import: only commands that migrate pay for it
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Key in ``Connection.info``: when set, the next SQLite BEGIN is deferred (read-only work). Consumed by BEGIN.
 READ_ONLY_BEGIN = "tradefleet_read_only_begin"
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
+
+# Alembic runs env.py through a module-global context, so one process migrates one database at a time;
+# other processes are kept out by the database (advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite).
+_MIGRATION_LOCK = threading.Lock()
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -105,6 +109,8 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """Build the Alembic configuration in code, pointing at the migrations shipped inside the package."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
@@ -115,6 +121,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """Return the newest migration revision shipped with this version of TradeFleet."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships migrations
         raise StorageError(
@@ -123,16 +131,27 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Return every migration revision shipped with this version of TradeFleet."""
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
 @contextlib.contextmanager
-def _connected(target: str | URL | Engine) -> Iterator[Connection]:
+def _connected(target: str | URL | Engine, operation: str) -> Iterator[Connection]:
+    from alembic.util import CommandError
+
     engine = target if isinstance(target, Engine) else make_engine(target)
     try:
         with engine.connect() as connection:
             yield connection
     except SQLAlchemyError as exc:
+        raise storage_error(f"{operation} of {redact(engine.url)}", exc) from exc
+    except CommandError as exc:  # e.g. a revision this version does not know: a newer TradeFleet migrated it
         raise StorageError(
-            f"database {redact(engine.url)} failed: {exc.__class__.__name__}: {_first_line(exc)}",
-            hint="check DATABASE_URL and that the database server is running and reachable",
+            f"{operation} of {redact(engine.url)} failed: {exc}",
+            hint="the database may have been migrated by a newer TradeFleet; run that version or a newer one",
         ) from exc
     finally:
         if engine is not target:
@@ -141,14 +160,18 @@ def _connected(target: str | URL | Engine) -> Iterator[Connection]:
 
 def upgrade(target: str | URL | Engine, revision: str = "head") -> None:
     """Migrate the database at ``target`` (a URL or an engine) to ``revision``; a no-op when already there."""
-    with _connected(target) as connection:
+    from alembic import command
+
+    with _MIGRATION_LOCK, _connected(target, "migration") as connection:
         command.upgrade(alembic_config(connection), revision)
         connection.commit()
 
 
 def current_revision(target: str | URL | Engine) -> str | None:
     """Return the migration revision of the database at ``target``, or None for an empty database."""
-    with _connected(target) as connection:
+    from alembic.runtime.migration import MigrationContext
+
+    with _connected(target, "reading the schema revision") as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
         connection.rollback()
         return revision
@@ -168,7 +191,9 @@ def storage_error(operation: str, exc: SQLAlchemyError) -> StorageError:
     """Translate a SQLAlchemy error raised by ``operation`` into a StorageError that says what to do."""
     text = _first_line(exc)
     lowered = text.lower()
-    if any(marker in lowered for marker in _SCHEMA_PROBLEMS):
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or "connect" in lowered):
+        hint = "the database is unreachable: check DATABASE_URL, that the server runs and the database exists"
+    elif any(marker in lowered for marker in _SCHEMA_PROBLEMS):
         hint = "the database schema is missing or out of date: run `tradefleet db upgrade`"
     elif any(marker in lowered for marker in _LOCKED):
         hint = (
@@ -177,8 +202,6 @@ def storage_error(operation: str, exc: SQLAlchemyError) -> StorageError:
         )
     elif isinstance(exc, IntegrityError):
         hint = "the write conflicts with stored data (duplicate or missing key); nothing was written"
-    elif isinstance(exc, DBAPIError) and (exc.connection_invalidated or "connect" in lowered):
-        hint = "the database is unreachable: check DATABASE_URL and that the server is running"
     else:
         hint = "check that the database is reachable, writable and not full; the cause is chained below"
     return StorageError(f"{operation} failed: {exc.__class__.__name__}: {text}", hint=hint)

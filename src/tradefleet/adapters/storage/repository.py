@@ -1,30 +1,38 @@
 """The trading store on SQLite or PostgreSQL: :class:`SqlTradingStore` implements ``core.ports.TradingStore``.
 
-Hot-path writes (``add_order``, ``update_order``, ``add_fill``) are single prepared Core statements; the
+Hot-path writes (``add_order``, ``update_order``, ``add_fill``) are Core statements built once; the
 ORM unit of work is not used. Conflicts on natural keys are resolved by ``INSERT ... ON CONFLICT`` in
 the database, so an idempotent write never raises and never spoils an enclosing transaction.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, false, select
+from sqlalchemy import Connection, Engine, Table, bindparam, false, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BindParameter
 
 from tradefleet.adapters.storage import tables as t
 from tradefleet.adapters.storage.db import READ_ONLY_BEGIN, make_engine, storage_error
+from tradefleet.adapters.storage.tables import (
+    ORDER_FIELDS,
+    TRADE_FIELDS,
+    order_row,
+    orders_from_rows,
+    trade_from_row,
+    trade_row,
+)
 from tradefleet.core.bots import BotConfig, BotStatus
 from tradefleet.core.errors import StorageError
 from tradefleet.core.events import DomainEvent
-from tradefleet.core.orders import Fill, Order, OrderIntent, OrderSide, OrderStatus, OrderType
+from tradefleet.core.orders import Fill, Order, OrderStatus
 from tradefleet.core.ports import Clock, EquitySnapshot
 from tradefleet.core.risk import KillSwitchLevel
 from tradefleet.core.trades import Trade
@@ -32,19 +40,6 @@ from tradefleet.core.trades import Trade
 _LIVE_STATUSES = [s.value for s in OrderStatus if s.is_live]
 _CHUNK = 500  # ids per IN (...) list, well under every driver's parameter limit
 
-_ORDER_FIELDS = (  # every column but the key; updated in full by update_order
-    "bot_id", "pair", "side", "type", "intent", "amount", "price", "stop_price", "status",
-    "exchange_order_id", "filled", "average", "fee", "reason", "trade_ref", "created_ms", "updated_ms",
-)  # fmt: skip
-_TRADE_FIELDS = (
-    "bot_id", "pair", "is_open", "open_ms", "open_rate", "amount", "fee_open", "stop_price", "initial_stop",
-    "max_rate", "enter_tag", "close_ms", "close_rate", "fee_close", "exit_reason", "entry_order",
-    "exit_order",
-)  # fmt: skip
-_ORDER_COLUMNS = ("client_order_id", *_ORDER_FIELDS)
-_ORDER_ENUMS: dict[str, type[enum.StrEnum]] = {
-    "side": OrderSide, "type": OrderType, "intent": OrderIntent, "status": OrderStatus,
-}  # fmt: skip
 _EQUITY_FIELDS = ("cash", "equity", "realized", "unrealized", "fees_paid")
 
 
@@ -73,20 +68,38 @@ class SqlTradingStore:
         self._depth = 0
         self._doomed = False
         insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
-        self._add_order = insert(t.orders).on_conflict_do_nothing(index_elements=["client_order_id"])
-        self._add_fill = insert(t.fills).on_conflict_do_nothing(index_elements=["exchange", "trade_id"])
-        self._add_event = insert(t.events_outbox).on_conflict_do_nothing(index_elements=["event_id"])
-        self._add_processed = insert(t.processed_events).on_conflict_do_nothing()
+
+        # Natural keys decide idempotency: ON CONFLICT DO NOTHING, then "was a row written?" from rowcount,
+        # which SQLAlchemy only keeps for INSERT when asked to (preserve_rowcount).
+        def insert_ignore(table: Table, keys: list[str]) -> Insert:
+            stmt = insert(table).inline().on_conflict_do_nothing(index_elements=keys)
+            return stmt.execution_options(preserve_rowcount=True)
+
+        self._add_order = insert_ignore(t.orders, ["client_order_id"])
+        self._add_fill = insert_ignore(t.fills, ["exchange", "trade_id"])
+        self._add_event = insert_ignore(t.events_outbox, ["event_id"])
+        self._add_processed = insert_ignore(t.processed_events, ["consumer", "event_id"])
         self._update_order = (
             t.orders.update()
             .where(t.orders.c.client_order_id == bindparam("key"))
-            .values({name: bindparam(name) for name in _ORDER_FIELDS})
+            .values({name: bindparam(name) for name in ORDER_FIELDS})
         )
         self._update_trade = (
             t.trades.update()
             .where(t.trades.c.id == bindparam("key"))
-            .values({name: bindparam(name) for name in _TRADE_FIELDS})
+            .values({name: bindparam(name) for name in TRADE_FIELDS})
         )
+        # Reads on the hot path, built once: SQLAlchemy then only binds parameters.
+        with_fills = select(t.orders, t.fills.c.trade_id).outerjoin(
+            t.fills, t.fills.c.client_order_id == t.orders.c.client_order_id
+        )
+        key: BindParameter[str] = bindparam("key")
+        self._select_order = with_fills.where(t.orders.c.client_order_id == key)
+        self._select_orders = with_fills.where(t.orders.c.bot_id == key).order_by(t.orders.c.id)
+        self._select_live_orders = self._select_orders.where(t.orders.c.status.in_(_LIVE_STATUSES))
+        self._select_state = select(t.kv_state.c.value).where(t.kv_state.c.key == key)
+        self._select_kill = select(t.kill_switch.c.level).where(t.kill_switch.c.scope == key)
+        self._select_status = select(t.bots.c.status).where(t.bots.c.bot_id == key)
         self._upserts = {
             "bots": _upsert(insert(t.bots), ["bot_id"], ["config", "updated_ms"]),
             "progress": _upsert(insert(t.bot_progress), ["bot_id", "pair"], ["last_candle_ms"]),
@@ -238,7 +251,7 @@ class SqlTradingStore:
     def get_bot_status(self, bot_id: str) -> BotStatus:
         """Return the stored status; an unknown bot is ``STOPPED``."""
         with self._unit("get_bot_status", write=False) as conn:
-            status = conn.execute(select(t.bots.c.status).where(t.bots.c.bot_id == bot_id)).scalar()
+            status = conn.execute(self._select_status, {"key": bot_id}).scalar()
         return BotStatus.STOPPED if status is None else BotStatus(status)
 
     def save_progress(self, bot_id: str, pair: str, last_candle_ms: int) -> None:
@@ -257,11 +270,11 @@ class SqlTradingStore:
     def add_order(self, order: Order) -> bool:
         """Insert ``order``; return False and write nothing when its client order id is already stored."""
         with self._unit("add_order") as conn:
-            return bool(conn.execute(self._add_order, _order_row(order)).rowcount == 1)
+            return bool(conn.execute(self._add_order, order_row(order)).rowcount == 1)
 
     def update_order(self, order: Order) -> None:
         """Store every field of ``order``; ``fill_ids`` come from the fills recorded with :meth:`add_fill`."""
-        row = _order_row(order)
+        row = order_row(order)
         row["key"] = row.pop("client_order_id")
         with self._unit("update_order") as conn:
             if conn.execute(self._update_order, row).rowcount == 0:
@@ -271,36 +284,18 @@ class SqlTradingStore:
 
     def get_order(self, client_order_id: str) -> Order | None:
         with self._unit("get_order", write=False) as conn:
-            row = conn.execute(select(t.orders).where(t.orders.c.client_order_id == client_order_id)).first()
-            if row is None:
-                return None
-            fill_ids = conn.execute(
-                select(t.fills.c.trade_id).where(t.fills.c.client_order_id == client_order_id)
-            ).scalars()
-            return _order(row, set(fill_ids))
+            found = orders_from_rows(conn.execute(self._select_order, {"key": client_order_id}))
+        return found[0] if found else None
 
     def live_orders(self, bot_id: str) -> list[Order]:
         """Return the bot's orders that may still rest on (or reach) the exchange, oldest first."""
-        return self._orders("live_orders", bot_id, live_only=True)
+        with self._unit("live_orders", write=False) as conn:
+            return orders_from_rows(conn.execute(self._select_live_orders, {"key": bot_id}))
 
     def list_orders(self, bot_id: str) -> list[Order]:
         """Return all orders of the bot, oldest first."""
-        return self._orders("list_orders", bot_id, live_only=False)
-
-    def _orders(self, operation: str, bot_id: str, *, live_only: bool) -> list[Order]:
-        where = [t.orders.c.bot_id == bot_id]
-        if live_only:
-            where.append(t.orders.c.status.in_(_LIVE_STATUSES))
-        ids = select(t.orders.c.client_order_id).where(*where).scalar_subquery()
-        fills_stmt = select(t.fills.c.client_order_id, t.fills.c.trade_id).where(
-            t.fills.c.client_order_id.in_(ids)
-        )
-        with self._unit(operation, write=False) as conn:
-            rows = conn.execute(select(t.orders).where(*where).order_by(t.orders.c.id)).all()
-            fill_ids: dict[str, set[str]] = {}
-            for client_order_id, trade_id in conn.execute(fills_stmt) if rows else ():
-                fill_ids.setdefault(client_order_id, set()).add(trade_id)
-        return [_order(row, fill_ids.get(row.client_order_id, set())) for row in rows]
+        with self._unit("list_orders", write=False) as conn:
+            return orders_from_rows(conn.execute(self._select_orders, {"key": bot_id}))
 
     def add_fill(self, exchange: str, bot_id: str, fill: Fill) -> bool:
         """Record a fill; return False and write nothing when ``(exchange, trade_id)`` is already stored."""
@@ -326,7 +321,7 @@ class SqlTradingStore:
                 f"trade {trade.id} is already stored", hint="use update_trade for a stored trade"
             )
         with self._unit("add_trade") as conn:
-            key = conn.execute(t.trades.insert(), _trade_row(trade)).inserted_primary_key
+            key = conn.execute(t.trades.insert(), trade_row(trade)).inserted_primary_key
         if key is None:  # pragma: no cover - every supported dialect returns the new key
             raise StorageError("the database did not return the new trade id")
         return int(key[0])
@@ -334,7 +329,7 @@ class SqlTradingStore:
     def update_trade(self, trade: Trade) -> None:
         if trade.id is None:
             raise StorageError("cannot update a trade without id", hint="store it with add_trade first")
-        row = _trade_row(trade)
+        row = trade_row(trade)
         row["key"] = trade.id
         with self._unit("update_trade") as conn:
             if conn.execute(self._update_trade, row).rowcount == 0:
@@ -344,7 +339,7 @@ class SqlTradingStore:
         """Return the bot's open trades, oldest first."""
         stmt = select(t.trades).where(t.trades.c.bot_id == bot_id, t.trades.c.is_open).order_by(t.trades.c.id)
         with self._unit("open_trades", write=False) as conn:
-            return [_trade(row) for row in conn.execute(stmt)]
+            return [trade_from_row(row) for row in conn.execute(stmt)]
 
     def closed_trades(self, bot_id: str, limit: int | None = None) -> list[Trade]:
         """Return the bot's closed trades in closing order; with ``limit``, only the most recent ones."""
@@ -356,7 +351,7 @@ class SqlTradingStore:
         )
         with self._unit("closed_trades", write=False) as conn:
             rows = conn.execute(stmt).all()
-        return [_trade(row) for row in reversed(rows)]
+        return [trade_from_row(row) for row in reversed(rows)]
 
     # ------------------------------------------------------------------ equity
     def add_equity_snapshots(self, rows: list[EquitySnapshot]) -> None:
@@ -383,9 +378,8 @@ class SqlTradingStore:
     # ------------------------------------------------------------------ kill switch
     def get_kill_switch(self, scope: str) -> KillSwitchLevel:
         """Return the level set for exactly ``scope`` (``*`` is the fleet); ``NONE`` if never set."""
-        stmt = select(t.kill_switch.c.level).where(t.kill_switch.c.scope == scope)
         with self._unit("get_kill_switch", write=False) as conn:
-            level = conn.execute(stmt).scalar()
+            level = conn.execute(self._select_kill, {"key": scope}).scalar()
         return KillSwitchLevel.NONE if level is None else KillSwitchLevel[level]
 
     def set_kill_switch(self, scope: str, level: KillSwitchLevel, actor: str, reason: str) -> None:
@@ -451,7 +445,7 @@ class SqlTradingStore:
     # ------------------------------------------------------------------ key/value
     def get_state(self, key: str) -> str | None:
         with self._unit("get_state", write=False) as conn:
-            value = conn.execute(select(t.kv_state.c.value).where(t.kv_state.c.key == key)).scalar()
+            value = conn.execute(self._select_state, {"key": key}).scalar()
         return None if value is None else str(value)
 
     def set_state(self, key: str, value: str) -> None:
@@ -470,28 +464,6 @@ def _upsert(stmt: Any, keys: list[str], update: list[str]) -> Insert:
 def _chunks(items: list[str]) -> Iterable[list[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def _order_row(order: Order) -> dict[str, Any]:
-    row = {name: getattr(order, name) for name in _ORDER_COLUMNS}
-    for name, enum_type in _ORDER_ENUMS.items():
-        row[name] = enum_type(row[name]).value  # plain strings: drivers must not adapt enums their own way
-    return row
-
-
-def _order(row: Any, fill_ids: set[str]) -> Order:
-    values = {name: getattr(row, name) for name in _ORDER_COLUMNS}
-    for name, enum_type in _ORDER_ENUMS.items():
-        values[name] = enum_type(values[name])
-    return Order(**values, fill_ids=fill_ids)
-
-
-def _trade_row(trade: Trade) -> dict[str, Any]:
-    return {name: getattr(trade, name) for name in _TRADE_FIELDS}
-
-
-def _trade(row: Any) -> Trade:
-    return Trade(id=row.id, **{name: getattr(row, name) for name in _TRADE_FIELDS})
 
 
 __all__ = ["SqlTradingStore"]

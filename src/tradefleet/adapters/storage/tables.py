@@ -1,4 +1,4 @@
-"""Database tables of the trading store, declared once for the repository and the migration check.
+"""Database tables of the trading store, and how domain objects map to their rows.
 
 Tables are created only by the Alembic migrations in ``migrations/versions``; this module is the
 metadata those migrations must match (a test compares them). Times are integer epoch milliseconds and
@@ -10,10 +10,15 @@ their natural keys (client order id, ``(exchange, trade_id)``, event id) are uni
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
 from typing import Any, cast
 
 from sqlalchemy import JSON, BigInteger, Double, Index, Integer, MetaData, String, Table, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tradefleet.core.orders import Order, OrderIntent, OrderSide, OrderStatus, OrderType
+from tradefleet.core.trades import Trade
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so later migrations can name them.
 NAMING_CONVENTION = {
@@ -189,3 +194,53 @@ kill_switch = cast(Table, KillSwitchRow.__table__)
 events_outbox = cast(Table, OutboxRow.__table__)
 processed_events = cast(Table, ProcessedEventRow.__table__)
 kv_state = cast(Table, KvStateRow.__table__)
+
+
+# ---------------------------------------------------------------------- rows <-> domain objects
+ORDER_FIELDS = (  # every column but the key; updated in full by update_order
+    "bot_id", "pair", "side", "type", "intent", "amount", "price", "stop_price", "status",
+    "exchange_order_id", "filled", "average", "fee", "reason", "trade_ref", "created_ms", "updated_ms",
+)  # fmt: skip
+TRADE_FIELDS = (
+    "bot_id", "pair", "is_open", "open_ms", "open_rate", "amount", "fee_open", "stop_price", "initial_stop",
+    "max_rate", "enter_tag", "close_ms", "close_rate", "fee_close", "exit_reason", "entry_order",
+    "exit_order",
+)  # fmt: skip
+ORDER_COLUMNS = ("client_order_id", *ORDER_FIELDS)
+ORDER_ENUMS: dict[str, type[enum.StrEnum]] = {
+    "side": OrderSide, "type": OrderType, "intent": OrderIntent, "status": OrderStatus,
+}  # fmt: skip
+
+
+def order_row(order: Order) -> dict[str, Any]:
+    row = {name: getattr(order, name) for name in ORDER_COLUMNS}
+    for name, enum_type in ORDER_ENUMS.items():
+        row[name] = enum_type(row[name]).value  # plain strings: drivers must not adapt enums their own way
+    return row
+
+
+def order_from_row(row: Any, fill_ids: set[str]) -> Order:
+    values = {name: getattr(row, name) for name in ORDER_COLUMNS}
+    for name, enum_type in ORDER_ENUMS.items():
+        values[name] = enum_type(values[name])
+    return Order(**values, fill_ids=fill_ids)
+
+
+def orders_from_rows(rows: Iterable[Any]) -> list[Order]:
+    """Fold rows of orders outer-joined with their fills' trade ids into orders, keeping the row order."""
+    found: dict[str, Order] = {}
+    for row in rows:
+        order = found.get(row.client_order_id)
+        if order is None:
+            order = found[row.client_order_id] = order_from_row(row, set())
+        if row.trade_id is not None:
+            order.fill_ids.add(row.trade_id)
+    return list(found.values())
+
+
+def trade_row(trade: Trade) -> dict[str, Any]:
+    return {name: getattr(trade, name) for name in TRADE_FIELDS}
+
+
+def trade_from_row(row: Any) -> Trade:
+    return Trade(id=row.id, **{name: getattr(row, name) for name in TRADE_FIELDS})
