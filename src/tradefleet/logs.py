@@ -121,6 +121,9 @@ def _add_logger_fallback(_logger: WrappedLogger, _method: str, event_dict: Event
     return event_dict
 
 
+QUIET_LOGGERS = ("alembic", "ccxt", "urllib3", "numba")
+
+
 def configure_logging(level: str = "INFO", json: bool | None = None, *, stream: TextIO | None = None) -> None:
     """Route structlog and the standard ``logging`` module to one handler on ``stream`` (default stderr).
 
@@ -157,6 +160,9 @@ def configure_logging(level: str = "INFO", json: bool | None = None, *, stream: 
     _remove_our_handlers(root)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # Chatty libraries speak only when something is wrong (migrations log every plugin at INFO).
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

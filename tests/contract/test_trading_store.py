@@ -210,16 +210,8 @@ def test_add_fill_is_idempotent_per_exchange_and_trade_id(store: SqlTradingStore
 
 
 def test_live_orders_are_the_non_terminal_ones_of_the_bot_oldest_first(store: SqlTradingStore) -> None:
-    statuses = [
-        OrderStatus.PENDING_SUBMIT,
-        OrderStatus.FILLED,
-        OrderStatus.OPEN,
-        OrderStatus.CANCELED,
-        OrderStatus.UNKNOWN,
-        OrderStatus.REJECTED,
-        OrderStatus.PARTIALLY_FILLED,
-    ]
-    for i, status in enumerate(statuses):
+    statuses = ["PENDING_SUBMIT", "FILLED", "OPEN", "CANCELED", "UNKNOWN", "REJECTED", "PARTIALLY_FILLED"]
+    for i, status in enumerate(map(OrderStatus, statuses)):
         store.add_order(order(f"c-{i}", status=status))
     store.add_order(order("other-bot", bot_id="beta"))
     store.add_fill("simulated", "alpha", fill("t-6", "c-6"))
