@@ -14,7 +14,7 @@ from tradefleet.adapters.data.generator import generate_market
 from tradefleet.adapters.data.store import CandleStore
 from tradefleet.adapters.exchanges.faults import FaultPlan
 from tradefleet.adapters.exchanges.simulated import SimSettings, SimulatedVenue, default_market
-from tradefleet.adapters.storage.db import make_engine, upgrade
+from tradefleet.adapters.storage.db import upgrade
 from tradefleet.adapters.storage.repository import SqlTradingStore
 from tradefleet.config import Settings
 from tradefleet.core.bots import BotConfig
@@ -55,7 +55,7 @@ def build_platform(settings: Settings) -> Platform:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.database_url
     upgrade(url)
-    store = SqlTradingStore(make_engine(url))
+    store = SqlTradingStore.from_url(url)
     return Platform(settings=settings, store=store, candles=CandleStore(settings.candles_dir))
 
 
@@ -127,6 +127,7 @@ def build_paper_fleet(
     clock: Clock | None = None,
     faults: FaultPlan | None = None,
     check_causal: bool = True,
+    start_ms: int | None = None,
 ) -> Fleet:
     """Build a fleet of paper bots on a simulated venue replaying stored (or generated) candles."""
     if not bots:
@@ -142,7 +143,12 @@ def build_paper_fleet(
     probe = {
         tf: [platform.candles.read(routes[p], p, tf) for p in routes] for tf, routes in routes_by_tf.items()
     }
-    start = int(saved) if saved else max(paper_start_ms(frames, tf) for tf, frames in probe.items())
+    if saved:
+        start = int(saved)
+    elif start_ms is not None:
+        start = start_ms
+    else:
+        start = max(paper_start_ms(frames, tf) for tf, frames in probe.items())
     clock = clock or AcceleratedClock(start, speed)
     markets = {
         p: default_market(p, taker_fee=sim.taker_fee, maker_fee=sim.maker_fee)
