@@ -124,10 +124,11 @@ def percentile(values: Sequence[float], q: float) -> float:
 # ------------------------------------------------------------------------------------------ fleets
 
 
-def make_settings(root: Path, *, days: int) -> Settings:
+def make_settings(root: Path, *, days: int, db: str = "tradefleet") -> Settings:
     """Settings for a fresh data dir under ``root``: SQLite on disk (WAL, synchronous=FULL), defaults else.
 
     ``env={}`` and an empty settings file keep the caller's environment and ./tradefleet.toml out of it.
+    Several variants share one data dir (and its generated candles) with one database file each (``db``).
     """
     root.mkdir(parents=True, exist_ok=True)
     toml = root / "bench.toml"
@@ -137,7 +138,7 @@ def make_settings(root: Path, *, days: int) -> Settings:
         toml,
         overrides={
             "data_dir": str(data_dir),
-            "database.url": f"sqlite:///{(data_dir / 'tradefleet.sqlite').as_posix()}",
+            "database.url": f"sqlite:///{(data_dir / f'{db}.sqlite').as_posix()}",
             "simulated.synthetic_days": days,
         },
         env={},

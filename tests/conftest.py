@@ -55,9 +55,7 @@ def _fresh_postgres_database() -> Iterator[str]:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        _pg_down.append(
-            f"PostgreSQL at {make_url(admin_url)!r} does not answer: {' '.join(str(exc).split())}"
-        )
+        _pg_down.append(f"PostgreSQL at {make_url(admin_url)!r} does not answer: {' '.join(str(exc).split())}")
         skip_or_fail(_pg_down[0])
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
+
 import pandas as pd
 
 from tradefleet.adapters.data.generator import generate_market
@@ -140,9 +141,7 @@ def build_paper_fleet(
     }
     clock_key = f"fleet.{name}.clock_ms"
     saved = store.get_state(clock_key)
-    probe = {
-        tf: [platform.candles.read(routes[p], p, tf) for p in routes] for tf, routes in routes_by_tf.items()
-    }
+    probe = {tf: [platform.candles.read(routes[p], p, tf) for p in routes] for tf, routes in routes_by_tf.items()}
     if saved:
         start = int(saved)
     elif start_ms is not None:

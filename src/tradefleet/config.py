@@ -115,9 +115,7 @@ class _Section(BaseModel):
 
 
 class DatabaseSettings(_Section):
-    url: str | None = Field(
-        default=None, description="SQLAlchemy URL; unset = SQLite file in the data directory"
-    )
+    url: str | None = Field(default=None, description="SQLAlchemy URL; unset = SQLite file in the data directory")
     echo: bool = Field(default=False, description="log every SQL statement (debugging only)")
 
     @field_validator("url")
@@ -150,9 +148,7 @@ class ExchangeAccount(_Section):
     @classmethod
     def _exchange_id(cls, value: str) -> str:
         if not re.fullmatch(r"[a-z0-9_]+", value):
-            raise ValueError(
-                "must be a ccxt exchange id in lower case, e.g. binance (defaults to the account name)"
-            )
+            raise ValueError("must be a ccxt exchange id in lower case, e.g. binance (defaults to the account name)")
         return value
 
     @model_validator(mode="after")
@@ -182,15 +178,11 @@ class ExchangeSettings(_Section):
 class SimulatedSettings(_Section):
     taker_fee: float = Field(default=0.001, ge=0, lt=0.1, description="fraction of notional")
     maker_fee: float = Field(default=0.001, ge=0, lt=0.1, description="fraction of notional")
-    slippage_bps: float = Field(
-        default=5.0, ge=0, le=1000, description="market-order slippage in basis points"
-    )
+    slippage_bps: float = Field(default=5.0, ge=0, le=1000, description="market-order slippage in basis points")
     starting_balance: float = Field(default=10_000.0, gt=0, description="quote balance of each new account")
     quote: str = "USDT"
     synthetic_seed: int = Field(default=7, description="seed of the generated market")
-    synthetic_days: int = Field(
-        default=60, ge=1, le=3650, description="history generated when no candles exist"
-    )
+    synthetic_days: int = Field(default=60, ge=1, le=3650, description="history generated when no candles exist")
 
     @field_validator("quote")
     @classmethod
@@ -209,9 +201,7 @@ class PaperBotSettings(_Section):
     timeframe: str = Field(default="5m", description="defaults to paper.timeframe")
     risk: RiskSettings | None = Field(default=None, description="unset = the top-level [risk] section")
     strategy_params: dict[str, Any] = Field(default_factory=dict)
-    starting_balance: float | None = Field(
-        default=None, gt=0, description="unset = simulated.starting_balance"
-    )
+    starting_balance: float | None = Field(default=None, gt=0, description="unset = simulated.starting_balance")
 
     @field_validator("bot_id")
     @classmethod
@@ -264,9 +254,7 @@ class PaperSettings(_Section):
     def _bots_inherit_timeframe(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and "timeframe" in data and isinstance(data.get("bots", []), list):
             bots = [
-                {**bot, "timeframe": data["timeframe"]}
-                if isinstance(bot, Mapping) and "timeframe" not in bot
-                else bot
+                {**bot, "timeframe": data["timeframe"]} if isinstance(bot, Mapping) and "timeframe" not in bot else bot
                 for bot in data.get("bots", DEMO_FLEET)
             ]
             data = {**data, "bots": bots}
@@ -314,9 +302,7 @@ class IntegrationSettings(_Section):
     openai_base_url: str | None = None
     openrouter_api_key: SecretStr | None = None
     n8n_webhook_url: str | None = None
-    controller_port: int | None = Field(
-        default=None, ge=1, le=65535, description="unset = served on api.port"
-    )
+    controller_port: int | None = Field(default=None, ge=1, le=65535, description="unset = served on api.port")
     qdrant_url: str | None = None
 
     @field_validator("freqtrade_api_url", "openai_base_url", "n8n_webhook_url", "qdrant_url")

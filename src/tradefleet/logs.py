@@ -78,9 +78,7 @@ def redact(value: Any) -> Any:
 
 
 def _secret_entry(key: Any, value: Any) -> bool:
-    return (
-        isinstance(key, str) and is_secret_key(key) and value is not None and not isinstance(value, Mapping)
-    )
+    return isinstance(key, str) and is_secret_key(key) and value is not None and not isinstance(value, Mapping)
 
 
 def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

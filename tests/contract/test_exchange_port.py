@@ -308,9 +308,7 @@ def test_client_order_id_is_reusable_after_the_first_order_is_canceled(
 
     assert second.status is OrderStatus.OPEN
     assert second.exchange_order_id != first.exchange_order_id
-    assert [o.exchange_order_id for o in adapter.fetch_open_orders(driver.symbol)] == [
-        second.exchange_order_id
-    ]
+    assert [o.exchange_order_id for o in adapter.fetch_open_orders(driver.symbol)] == [second.exchange_order_id]
 
 
 def test_client_order_id_is_reusable_after_the_first_order_filled(
@@ -402,9 +400,7 @@ def test_fetch_open_orders_lists_resting_orders_only(exchange: tuple[ExchangePor
     adapter, driver = exchange
     adapter.create_order(request(driver, "buy-1", OrderSide.BUY, 0.1))  # fills at once
     bid = adapter.create_order(resting_buy(driver, "bid-1"))
-    ask = adapter.create_order(
-        request(driver, "ask-1", OrderSide.SELL, 0.05, OrderType.LIMIT, price=PRICE * 2)
-    )
+    ask = adapter.create_order(request(driver, "ask-1", OrderSide.SELL, 0.05, OrderType.LIMIT, price=PRICE * 2))
     adapter.create_order(resting_buy(driver, "gone-1"))
     adapter.cancel_order(driver.symbol, "gone-1")
 

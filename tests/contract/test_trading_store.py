@@ -348,9 +348,7 @@ def test_outbox_publish_cycle_returns_events_in_order_until_published(store: Sql
 
 
 def test_mark_published_handles_more_ids_than_one_statement_takes(store: SqlTradingStore) -> None:
-    events: list[DomainEvent] = [
-        BotStatusUpdate(bot_id="alpha", ts_ms=i, status="running") for i in range(1_201)
-    ]
+    events: list[DomainEvent] = [BotStatusUpdate(bot_id="alpha", ts_ms=i, status="running") for i in range(1_201)]
     store.add_events(events)
 
     store.mark_published([e.event_id for e in events[:1_200]])

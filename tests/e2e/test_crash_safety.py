@@ -192,15 +192,12 @@ def snapshot(db_path: Path, ledger_path: Path) -> Snapshot:
     return Snapshot(
         bots={r["bot_id"]: r["status"] for r in read_rows(db_path, "SELECT bot_id, status FROM bots")},
         progress={
-            (r["bot_id"], r["pair"]): r["last_candle_ms"]
-            for r in read_rows(db_path, "SELECT * FROM bot_progress")
+            (r["bot_id"], r["pair"]): r["last_candle_ms"] for r in read_rows(db_path, "SELECT * FROM bot_progress")
         },
         trades={r["id"]: dict(r) for r in read_rows(db_path, "SELECT * FROM trades")},
         final_orders={
             r["client_order_id"]: (r["status"], r["filled"], r["average"])
-            for r in read_rows(
-                db_path, "SELECT * FROM orders WHERE status IN ('FILLED', 'CANCELED', 'REJECTED')"
-            )
+            for r in read_rows(db_path, "SELECT * FROM orders WHERE status IN ('FILLED', 'CANCELED', 'REJECTED')")
         },
         ledger_orders={
             r["id"]: (r["account"], r["client_order_id"], r["type"])
@@ -221,17 +218,13 @@ def resume_problems(before: Snapshot, after: Snapshot) -> list[str]:
         if key not in after.progress:
             problems.append(f"progress of {key} vanished")
         elif after.progress[key] < ms:
-            problems.append(
-                f"progress of {key} went back from {ms} to {after.progress[key]} (restarted from scratch?)"
-            )
+            problems.append(f"progress of {key} went back from {ms} to {after.progress[key]} (restarted from scratch?)")
     for trade_id, old in before.trades.items():
         new = after.trades.get(trade_id)
         if new is None:
             problems.append(f"trade {trade_id} vanished")
             continue
-        same_open = all(
-            new[k] == old[k] for k in ("bot_id", "pair", "open_ms", "open_rate", "amount", "entry_order")
-        )
+        same_open = all(new[k] == old[k] for k in ("bot_id", "pair", "open_ms", "open_rate", "amount", "entry_order"))
         if not same_open:
             problems.append(f"trade {trade_id} was rewritten: {old} -> {new}")
         if not old["is_open"] and new != old:
@@ -299,8 +292,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) -
         time.sleep(delay)
         if run.proc.poll() is not None:
             pytest.fail(
-                f"run {index} ended by itself before kill {index} (did it run out of market data?):\n"
-                + run.describe()
+                f"run {index} ended by itself before kill {index} (did it run out of market data?):\n" + run.describe()
             )
         rc = run.kill()
         assert rc == -signal.SIGKILL, run.describe()

@@ -213,9 +213,7 @@ def _check_duplicates(
     for (account, coid), rows in sorted(grouped.items()):
         if len(rows) > 1:
             desc = ", ".join(f"#{r['id']} {r['type']} {r['side']} {r['amount']} {r['status']}" for r in rows)
-            result.duplicated.append(
-                f"venue has {len(rows)} orders of {account} with client id {coid}: {desc}"
-            )
+            result.duplicated.append(f"venue has {len(rows)} orders of {account} with client id {coid}: {desc}")
     for coid, n in sorted(Counter(o["client_order_id"] for o in db_orders).items()):
         if n > 1:
             result.duplicated.append(f"database has {n} order rows with client id {coid}")
@@ -280,8 +278,7 @@ def _check_orders(
                 result,
                 result.status_mismatches,
                 order,
-                f"{_describe(order)}: database exchange id {order['exchange_order_id']!r}, "
-                f"venue id {venue['id']}",
+                f"{_describe(order)}: database exchange id {order['exchange_order_id']!r}, venue id {venue['id']}",
             )
     for (account, coid), row in sorted(ledger_by_key.items()):
         if coid not in db_by_coid:
@@ -308,10 +305,7 @@ def _check_fills(
             continue
         ours[fill["client_order_id"]].append(fill)
         if fill["client_order_id"] not in db_by_coid:
-            text = (
-                f"database fill {fill['trade_id']} names client id {fill['client_order_id']}, "
-                "which has no order row"
-            )
+            text = f"database fill {fill['trade_id']} names client id {fill['client_order_id']}, which has no order row"
             result.fill_mismatches.append(text)
             result.settled.append(text)
     for coid, order in db_by_coid.items():
@@ -363,9 +357,7 @@ def _check_fills(
                 )
 
 
-def _check_trades(
-    result: AuditResult, db_by_coid: dict[str, dict[str, Any]], trades: list[dict[str, Any]]
-) -> None:
+def _check_trades(result: AuditResult, db_by_coid: dict[str, dict[str, Any]], trades: list[dict[str, Any]]) -> None:
     entries = Counter(tr["entry_order"] for tr in trades)
     for coid, n in entries.items():
         if n > 1:
@@ -387,10 +379,7 @@ def _check_trades(
         if exit_order is None or exit_order["status"] != "FILLED":
             status = exit_order["status"] if exit_order else "missing"
             result.trade_mismatches.append(f"{name}: closed by order {tr['exit_order']} which is {status}")
-        elif not (
-            _same_amount(exit_order["filled"], tr["amount"])
-            and _close(exit_order["average"], tr["close_rate"])
-        ):
+        elif not (_same_amount(exit_order["filled"], tr["amount"]) and _close(exit_order["average"], tr["close_rate"])):
             result.trade_mismatches.append(
                 f"{name}: closed {tr['amount']} @ {tr['close_rate']} but the exit filled "
                 f"{exit_order['filled']} @ {exit_order['average']}"
@@ -491,9 +480,7 @@ def _check_stops(
         for stop in stops:
             venue = ledger_by_key.get((stop["bot_id"], stop["client_order_id"]))
             venue_stop = venue["stop_price"] if venue else None
-            if venue_stop is None or not math.isclose(
-                venue_stop, tr["stop_price"], rel_tol=1e-9, abs_tol=1e-8
-            ):
+            if venue_stop is None or not math.isclose(venue_stop, tr["stop_price"], rel_tol=1e-9, abs_tol=1e-8):
                 result.stop_mismatches.append(
                     f"{name}: stop price {tr['stop_price']!r} in the database, but its live stop "
                     f"{stop['client_order_id']} rests at {venue_stop!r} on the venue"

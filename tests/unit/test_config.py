@@ -234,16 +234,12 @@ def test_unknown_key_in_file_names_file_key_and_suggestion(tmp_path: Path) -> No
     path = write_toml(tmp_path, "[paper]\nsped = 3\n", name="tradefleet.toml")
     error = config_error(config_file=path)
     assert error.message == f"{path}: paper.sped: unknown setting (did you mean 'speed'?)"
-    assert error.details == [
-        {"key": "paper.sped", "source": str(path), "message": error.message.split(": ")[-1]}
-    ]
+    assert error.details == [{"key": "paper.sped", "source": str(path), "message": error.message.split(": ")[-1]}]
 
 
 def test_unknown_top_level_section_in_file_is_an_error(tmp_path: Path) -> None:
     path = write_toml(tmp_path, "[exchnage]\ndefault = 'binance'\n")
-    assert config_error(config_file=path).message == (
-        f"{path}: exchnage: unknown setting (did you mean 'exchange'?)"
-    )
+    assert config_error(config_file=path).message == (f"{path}: exchnage: unknown setting (did you mean 'exchange'?)")
 
 
 def test_unknown_prefixed_variable_names_the_variable() -> None:
@@ -270,9 +266,7 @@ def test_wrong_type_in_file_names_file_and_key(tmp_path: Path) -> None:
 
 
 def test_wrong_type_in_well_known_name_names_the_variable() -> None:
-    assert (
-        config_error(env={"CONTROLLER_PORT": "x"}).message == "CONTROLLER_PORT: not a valid integer (got 'x')"
-    )
+    assert config_error(env={"CONTROLLER_PORT": "x"}).message == "CONTROLLER_PORT: not a valid integer (got 'x')"
 
 
 def test_wrong_type_for_a_secret_does_not_echo_the_value(tmp_path: Path) -> None:
@@ -289,9 +283,7 @@ def test_every_problem_is_reported_in_one_line() -> None:
 
 
 def test_paper_speed_must_be_positive() -> None:
-    assert config_error(overrides={"paper.speed": 0}).message == (
-        "command line: paper.speed: must be greater than 0"
-    )
+    assert config_error(overrides={"paper.speed": 0}).message == ("command line: paper.speed: must be greater than 0")
 
 
 def test_duplicate_paper_bot_ids_are_rejected(tmp_path: Path) -> None:
@@ -306,18 +298,14 @@ def test_paper_bot_with_an_invalid_pair_names_the_bot_index(tmp_path: Path) -> N
 
 
 def test_paper_bot_pairs_must_be_quoted_in_the_simulated_quote(tmp_path: Path) -> None:
-    path = write_toml(
-        tmp_path, "[[paper.bots]]\nbot_id = 'eur'\nstrategy = 'SmaCross'\npairs = ['BTC/EUR']\n"
-    )
+    path = write_toml(tmp_path, "[[paper.bots]]\nbot_id = 'eur'\nstrategy = 'SmaCross'\npairs = ['BTC/EUR']\n")
     error = config_error(config_file=path)
     assert "paper.bots[0] (eur): BTC/EUR not quoted in simulated.quote USDT" in error.message
 
 
 def test_api_key_without_secret_is_rejected() -> None:
     error = config_error(env={"BINANCE_API_KEY": "k"})
-    assert error.message == (
-        "BINANCE_API_KEY: exchange.accounts.binance: api_key and secret must be set together"
-    )
+    assert error.message == ("BINANCE_API_KEY: exchange.accounts.binance: api_key and secret must be set together")
 
 
 def test_contradictory_risk_settings_are_rejected_with_the_reason() -> None:
@@ -436,9 +424,7 @@ def test_config_show_prints_toml_with_secrets_masked(cli: typer.Typer) -> None:
 
 
 def test_config_show_json_reflects_global_flags(cli: typer.Typer, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        cli, ["--data-dir", str(tmp_path), "config", "show", "--json"], env=SECRET_ENV
-    )
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "config", "show", "--json"], env=SECRET_ENV)
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
     assert shown["data_dir"] == tmp_path.as_posix()

@@ -178,9 +178,7 @@ def test_is_secret_key_recognises_secret_names(key: str) -> None:
     assert is_secret_key(key)
 
 
-@pytest.mark.parametrize(
-    "key", ["max_tokens", "user", "pair", "stoploss_guard", "bot_id", "event", "trace_id"]
-)
+@pytest.mark.parametrize("key", ["max_tokens", "user", "pair", "stoploss_guard", "bot_id", "event", "trace_id"])
 def test_is_secret_key_leaves_ordinary_names_alone(key: str) -> None:
     assert not is_secret_key(key)
 

@@ -25,7 +25,8 @@ COMMAND_MODULES = ("data", "strategy", "config", "db", "run")
 def root(
     ctx: typer.Context,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="settings file (default ./tradefleet.toml if present)")
+        Path | None,
+        typer.Option("--config", "-c", help="settings file (default ./tradefleet.toml if present)"),
     ] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="where TradeFleet keeps its state")] = None,
 ) -> None:

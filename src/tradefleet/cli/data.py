@@ -15,9 +15,7 @@ from tradefleet.cli._common import handle_errors, progress, settings_from
 from tradefleet.core.candles import timeframe_to_ms
 from tradefleet.core.errors import ConfigError
 
-data_app = typer.Typer(
-    name="data", help="Import, download, generate and list candle data.", no_args_is_help=True
-)
+data_app = typer.Typer(name="data", help="Import, download, generate and list candle data.", no_args_is_help=True)
 
 PairOption = Annotated[str, typer.Option("--pair", help="BASE/QUOTE, e.g. BTC/USDT")]
 TimeframeOption = Annotated[str, typer.Option("--timeframe", "-t", help="candle length: 1m, 5m, 1h, 1d, ...")]
@@ -60,9 +58,7 @@ def import_cmd(
     timeframe: Annotated[
         str | None, typer.Option("--timeframe", "-t", help="timeframe, when the file name does not say")
     ] = None,
-    exchange: Annotated[
-        str, typer.Option("--exchange", help="store the candles under this name")
-    ] = "imported",
+    exchange: Annotated[str, typer.Option("--exchange", help="store the candles under this name")] = "imported",
 ) -> None:
     """Import candles from Freqtrade data or CSV; every file is checked before anything is written."""
     from tradefleet.adapters.data.importers import candle_files, import_path
@@ -70,14 +66,10 @@ def import_cmd(
     store = _store(ctx)
     files = candle_files(path)
     with progress("importing", len(files)) as advance:
-        results = import_path(
-            store, path, exchange=exchange, pair=pair, timeframe=timeframe, progress=advance
-        )
+        results = import_path(store, path, exchange=exchange, pair=pair, timeframe=timeframe, progress=advance)
     for r in results:
         span = f"{r.start:%Y-%m-%d %H:%M} → {r.end:%Y-%m-%d %H:%M}" if r.start is not None else "empty"
-        typer.echo(
-            f"{r.exchange} {r.pair} {r.timeframe}: {r.rows} rows, {r.added} new ({span}) from {r.source}"
-        )
+        typer.echo(f"{r.exchange} {r.pair} {r.timeframe}: {r.rows} rows, {r.added} new ({span}) from {r.source}")
 
 
 @data_app.command("list")
@@ -114,9 +106,7 @@ def generate_cmd(
     seed: Annotated[int, typer.Option("--seed", help="same seed, same market")] = 7,
     start: Annotated[str, typer.Option("--start", help="first candle, YYYY-MM-DD (UTC)")] = "2024-01-01",
     exchange: Annotated[str, typer.Option("--exchange", help="store under this name")] = "simulated",
-    start_price: Annotated[
-        float | None, typer.Option("--start-price", help="price of the first open")
-    ] = None,
+    start_price: Annotated[float | None, typer.Option("--start-price", help="price of the first open")] = None,
 ) -> None:
     """Generate a synthetic market (labelled synthetic) and store it."""
     from tradefleet.adapters.data.generator import generate_days
@@ -127,9 +117,7 @@ def generate_cmd(
         raise ConfigError(f"--days must be positive, got {days:g}", hint="for example --days 365")
     store = _store(ctx)
     with progress("generating", 2) as advance:
-        frame = generate_days(
-            pair, timeframe, days=days, seed=seed, start_ms=start_ms, start_price=start_price
-        )
+        frame = generate_days(pair, timeframe, days=days, seed=seed, start_ms=start_ms, start_price=start_price)
         advance(1)
         added = store.write(exchange, pair, timeframe, frame, synthetic=True)
         advance(1)

@@ -40,9 +40,7 @@ def upgrade_command(
 @handle_errors
 def current_command(
     ctx: typer.Context,
-    check: Annotated[
-        bool, typer.Option("--check", help="exit with status 1 unless at the newest revision")
-    ] = False,
+    check: Annotated[bool, typer.Option("--check", help="exit with status 1 unless at the newest revision")] = False,
 ) -> None:
     """Print the database's migration revision and whether it is the newest one."""
     from tradefleet.adapters.storage.db import current_revision, head_revision, known_revisions, redact

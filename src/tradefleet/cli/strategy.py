@@ -19,13 +19,9 @@ from tradefleet.strategies.loader import (
     validate_strategy,
 )
 
-strategy_app = typer.Typer(
-    name="strategy", help="Create, list and validate strategies.", no_args_is_help=True
-)
+strategy_app = typer.Typer(name="strategy", help="Create, list and validate strategies.", no_args_is_help=True)
 
-DirOption = Annotated[
-    Path | None, typer.Option("--dir", help="strategy directory (default: <data_dir>/strategies)")
-]
+DirOption = Annotated[Path | None, typer.Option("--dir", help="strategy directory (default: <data_dir>/strategies)")]
 
 
 def register(app: typer.Typer) -> None:

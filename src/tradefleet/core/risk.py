@@ -134,11 +134,11 @@ class ProtectionState:
         """Track peak equity; return "max_drawdown" when the drawdown limit trips."""
         self.peak_equity = max(self.peak_equity, equity)
         dd = self.settings.max_drawdown
-        if dd.enabled and self.peak_equity > 0 and now_ms >= self.blocked_until:
-            if 1.0 - equity / self.peak_equity >= dd.max_drawdown:
-                self.blocked_until = now_ms + dd.stop_candles * self.timeframe_ms
-                self.peak_equity = equity
-                return "max_drawdown"
+        drawdown = 1.0 - equity / self.peak_equity if self.peak_equity > 0 else 0.0
+        if dd.enabled and now_ms >= self.blocked_until and drawdown >= dd.max_drawdown - 1e-12:
+            self.blocked_until = now_ms + dd.stop_candles * self.timeframe_ms
+            self.peak_equity = equity
+            return "max_drawdown"
         return None
 
     def entry_block(self, pair: str, now_ms: int) -> str | None:

@@ -68,7 +68,14 @@ class IntParameter(Parameter):
 
 class DecimalParameter(Parameter):
     def __init__(
-        self, low: float, high: float, *, default: float, decimals: int = 3, space: str = "buy", optimize: bool = True
+        self,
+        low: float,
+        high: float,
+        *,
+        default: float,
+        decimals: int = 3,
+        space: str = "buy",
+        optimize: bool = True,
     ) -> None:
         if low > high:
             raise StrategyError(f"DecimalParameter low {low} is above high {high}")

@@ -12,6 +12,7 @@ Per closed candle *i* of a pair, in this order (the fast backtest kernel follows
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,13 @@ from tradefleet.core.ports import (
     Market,
     TradingStore,
 )
-from tradefleet.core.risk import KillSwitchLevel, ProtectionState, roi_threshold, stake_for_entry, trailing_stop
+from tradefleet.core.risk import (
+    KillSwitchLevel,
+    ProtectionState,
+    roi_threshold,
+    stake_for_entry,
+    trailing_stop,
+)
 from tradefleet.core.strategy import IStrategy
 from tradefleet.core.trades import Portfolio, Trade
 from tradefleet.engine.orders import OrderManager, client_order_id
@@ -401,7 +408,7 @@ class BotRuntime:
         elif order.intent is OrderIntent.EXIT:
             trade = self._trade_by_id(order.trade_ref)
             if trade is not None:  # exit refused: protect the position again
-                self._after_commit.append(lambda t=trade: self._place_stop(t, "stop_loss"))
+                self._after_commit.append(functools.partial(self._place_stop, trade, "stop_loss"))
 
     def _open_trade(self, order: Order) -> None:
         if any(t.entry_order == order.client_order_id for t in self.trades.get(order.pair, ())):
@@ -536,7 +543,5 @@ class BotRuntime:
             for trades in list(self.trades.values()):
                 for trade in list(trades):
                     self._exit(trade, stamp, "emergency_flatten")
-        self.emit(
-            RiskAlert(bot_id=self.bot_id, ts_ms=self.now_ms(), rule="kill_switch", message=level.name)
-        )
+        self.emit(RiskAlert(bot_id=self.bot_id, ts_ms=self.now_ms(), rule="kill_switch", message=level.name))
         self._publish()

@@ -107,7 +107,9 @@ class MarketDataHub:
 
     def next_close_ms(self) -> int | None:
         """Return when the next undelivered candle closes, or None when every feed is exhausted."""
-        closes = [int(f.open_ms[f.next_index]) + self.tf_ms for f in self.feeds.values() if f.next_index < len(f.open_ms)]
+        closes = [
+            int(f.open_ms[f.next_index]) + self.tf_ms for f in self.feeds.values() if f.next_index < len(f.open_ms)
+        ]
         return min(closes) if closes else None
 
     def advance_to(self, now_ms: int) -> int:

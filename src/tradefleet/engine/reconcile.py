@@ -31,7 +31,10 @@ def reconcile_bot(bot: BotRuntime) -> ReconcileReport:
         manager.sync([order])
         if order.status is not before:
             report.resolved += 1
-            if order.status is OrderStatus.REJECTED and before in (OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN):
+            if order.status is OrderStatus.REJECTED and before in (
+                OrderStatus.PENDING_SUBMIT,
+                OrderStatus.UNKNOWN,
+            ):
                 report.rejected_never_sent += 1
         if order.status in (OrderStatus.UNKNOWN, OrderStatus.PENDING_SUBMIT):
             report.problems.append(f"order {order.client_order_id} could not be resolved with the exchange")

@@ -108,9 +108,7 @@ def load_strategy_file(path: str | Path, class_name: str | None = None) -> type[
         found = vars(module).get(class_name)
         if not (isinstance(found, type) and issubclass(found, IStrategy)):
             defined = ", ".join(c.__name__ for c in _strategies_in(module)) or "none"
-            raise StrategyLoadError(
-                f"{path}: no IStrategy subclass named {class_name} (strategies: {defined})"
-            )
+            raise StrategyLoadError(f"{path}: no IStrategy subclass named {class_name} (strategies: {defined})")
         return found
     classes = _strategies_in(module)
     if not classes:
@@ -167,9 +165,7 @@ def load_strategy(name_or_path: str | Path, *, search_dirs: Sequence[str | Path]
         return builtins[target]
     matches = [p for p in _strategy_files(search_dirs) if _defines_class(p, target)]
     if len(matches) > 1:
-        raise StrategyLoadError(
-            f"strategy {target} is defined in several files: {', '.join(map(str, matches))}"
-        )
+        raise StrategyLoadError(f"strategy {target} is defined in several files: {', '.join(map(str, matches))}")
     if matches:
         return load_strategy_file(matches[0], target)
     dirs = ", ".join(str(d) for d in search_dirs) or "no strategy directory"
@@ -205,9 +201,7 @@ def list_strategies(search_dirs: Sequence[str | Path] = ()) -> list[StrategyInfo
             continue
         classes = _strategies_in(module)
         if not classes:
-            rows.append(
-                StrategyInfo(path.stem, source=path, error="no IStrategy subclass defined in the file")
-            )
+            rows.append(StrategyInfo(path.stem, source=path, error="no IStrategy subclass defined in the file"))
         rows.extend(StrategyInfo(c.__name__, c.timeframe, path, c.parameters()) for c in classes)
     return rows
 
@@ -259,20 +253,14 @@ def _check_settings(cls: type[IStrategy]) -> None:
         ) from exc
     stop = cls.stoploss
     if isinstance(stop, bool) or not isinstance(stop, int | float) or not -1 < stop < 0:
-        raise StrategyLoadError(
-            f"{where}: {name}.stoploss must be a ratio in (-1, 0) such as -0.10, got {stop!r}"
-        )
+        raise StrategyLoadError(f"{where}: {name}.stoploss must be a ratio in (-1, 0) such as -0.10, got {stop!r}")
     roi = cls.minimal_roi
     bad_roi = f'{where}: {name}.minimal_roi must map minutes ("0", "30", …) to finite ratios, got {roi!r}'
     if not isinstance(roi, dict) or not roi:
         raise StrategyLoadError(bad_roi)
     for minutes, ratio in roi.items():
         try:
-            ok = (
-                int(minutes) >= 0
-                and str(int(minutes)) == str(minutes).strip()
-                and math.isfinite(float(ratio))
-            )
+            ok = int(minutes) >= 0 and str(int(minutes)) == str(minutes).strip() and math.isfinite(float(ratio))
         except (TypeError, ValueError):
             ok = False
         if not ok or isinstance(ratio, bool) or float(ratio) <= -1:

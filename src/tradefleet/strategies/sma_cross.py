@@ -33,9 +33,7 @@ class SmaCross(IStrategy):
         return dataframe
 
     def populate_entry_trend(self, dataframe: pd.DataFrame) -> pd.DataFrame:
-        entry = (
-            crossed_above(dataframe["sma_fast"], dataframe["sma_slow"]) & (dataframe["volume"] > 0).to_numpy()
-        )
+        entry = crossed_above(dataframe["sma_fast"], dataframe["sma_slow"]) & (dataframe["volume"] > 0).to_numpy()
         dataframe["enter_long"] = entry.astype("int8")
         dataframe["enter_tag"] = ""
         dataframe.loc[entry, "enter_tag"] = "sma_cross"

@@ -45,11 +45,7 @@ class BinanceReplay:
 
     def kline_starts(self) -> list[int]:
         """Return the ``startTime`` of every klines request served so far."""
-        return [
-            int(request.args["startTime"])
-            for request, _ in self.server.log
-            if request.path == "/api/v3/klines"
-        ]
+        return [int(request.args["startTime"]) for request, _ in self.server.log if request.path == "/api/v3/klines"]
 
     def handle_klines(self, request: Request) -> Response:
         self.kline_calls += 1

@@ -19,9 +19,7 @@ def binance(httpserver: HTTPServer) -> BinanceReplay:
     """Return a running Binance replay with ETH/BTC 5m candles recorded."""
     replay = BinanceReplay(httpserver)
     replay.klines[("ETHBTC", "5m")] = load_fixture("klines_ETHBTC_5m.json")
-    httpserver.expect_request("/api/v3/exchangeInfo", method="GET").respond_with_json(
-        load_fixture("exchangeInfo.json")
-    )
+    httpserver.expect_request("/api/v3/exchangeInfo", method="GET").respond_with_json(load_fixture("exchangeInfo.json"))
     httpserver.expect_request("/api/v3/klines", method="GET").respond_with_handler(replay.handle_klines)
     return replay
 

@@ -83,9 +83,7 @@ def test_interrupted_download_keeps_its_pages_and_the_next_run_resumes_after_the
 
 
 def test_rate_limited_page_is_retried_then_succeeds(store, binance):
-    binance.faults = {
-        1: binance_error(429, -1003, "Too many requests; current limit is 6000 request weight.")
-    }
+    binance.faults = {1: binance_error(429, -1003, "Too many requests; current limit is 6000 request weight.")}
 
     result = fetch(store, binance, until_ms=FIRST_MS + 20 * STEP_5M)
 

@@ -200,7 +200,5 @@ def test_console_entry_point_reports_errors_in_one_line(data_dir, tmp_path):
     )
 
     assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines() == [
-        "error: --days must be positive, got -1 — for example --days 365"
-    ]
+    assert proc.stderr.strip().splitlines() == ["error: --days must be positive, got -1 — for example --days 365"]
     assert not (data_dir / "candles").exists()

@@ -70,9 +70,7 @@ def ledger_orders(path: Path, client_order_id: str | None = None) -> list[sqlite
     try:
         if client_order_id is None:
             return conn.execute("SELECT * FROM orders ORDER BY id").fetchall()
-        return conn.execute(
-            "SELECT * FROM orders WHERE client_order_id = ? ORDER BY id", (client_order_id,)
-        ).fetchall()
+        return conn.execute("SELECT * FROM orders WHERE client_order_id = ? ORDER BY id", (client_order_id,)).fetchall()
     finally:
         conn.close()
 
@@ -435,9 +433,7 @@ def _intents_hit(settings: Settings, database_url: str, plan: RecordingFaultPlan
     """Return how many orders of each intent hit "accepted, response lost"."""
     store = SqlTradingStore.from_url(database_url)
     try:
-        orders = {
-            o.client_order_id: o for b in settings.paper_bot_configs() for o in store.list_orders(b.bot_id)
-        }
+        orders = {o.client_order_id: o for b in settings.paper_bot_configs() for o in store.list_orders(b.bot_id)}
     finally:
         store.close()
     return Counter(orders[c].intent.value for c in plan.lost_responses if c in orders)

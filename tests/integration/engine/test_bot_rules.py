@@ -30,7 +30,7 @@ T0 = int(pd.Timestamp("2024-01-01", tz="UTC").value // 1_000_000)
 SLIP = 5 / 10_000
 FEE = 0.001
 
-STRATEGY = '''
+STRATEGY = """
 import pandas as pd
 from tradefleet import IStrategy
 
@@ -59,7 +59,7 @@ class Scripted(IStrategy):
     def populate_exit_trend(self, df):
         df["exit_long"] = _ms(df).isin(self.EXITS).astype(int)
         return df
-'''
+"""
 
 
 def candles(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
@@ -67,7 +67,14 @@ def candles(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
     arr = np.array(rows, dtype="float64")
     dates = pd.to_datetime(T0 + TF_MS * np.arange(len(rows)), unit="ms", utc=True).astype("datetime64[ms, UTC]")
     return pd.DataFrame(
-        {"date": dates, "open": arr[:, 0], "high": arr[:, 1], "low": arr[:, 2], "close": arr[:, 3], "volume": 1.0}
+        {
+            "date": dates,
+            "open": arr[:, 0],
+            "high": arr[:, 1],
+            "low": arr[:, 2],
+            "close": arr[:, 3],
+            "volume": 1.0,
+        }
     )
 
 
@@ -93,9 +100,7 @@ class Recorder:
 class Harness:
     def __init__(self, tmp_path: Path, database_url: str) -> None:
         self.dir = tmp_path / "data"
-        self.settings = load_settings(
-            overrides={"data_dir": self.dir, "database.url": database_url}, env={}
-        )
+        self.settings = load_settings(overrides={"data_dir": self.dir, "database.url": database_url}, env={})
         self.platform: Platform = build_platform(self.settings)
         self.sink = Recorder()
         self.fleet: Fleet | None = None
@@ -135,7 +140,13 @@ class Harness:
 
     def build(self) -> Fleet:
         self.fleet = build_paper_fleet(
-            self.platform, [self.bot], name="t", speed=1, sink=self.sink, clock=self.clock, start_ms=T0,
+            self.platform,
+            [self.bot],
+            name="t",
+            speed=1,
+            sink=self.sink,
+            clock=self.clock,
+            start_ms=T0,
             check_causal=False,
         )
         return self.fleet
@@ -265,9 +276,10 @@ def test_max_open_trades_and_cooldown_hold_back_entries(harness: Harness) -> Non
     # for candles 7, 8 and 9: the signal on 8 is refused, the one on 9 (decided at 10's open) goes through
     assert [t.ts_ms for t in entries] == [at(4), at(10)]
     bot = harness.fleet.bots[0]  # type: ignore[union-attr]
-    assert bot.counters.skipped_entries.get("max_open_trades", 0) + bot.counters.skipped_entries.get(
-        "max_per_pair", 0
-    ) >= 2
+    assert (
+        bot.counters.skipped_entries.get("max_open_trades", 0) + bot.counters.skipped_entries.get("max_per_pair", 0)
+        >= 2
+    )
     assert bot.counters.skipped_entries.get("cooldown", 0) == 1
 
 
@@ -315,7 +327,7 @@ def test_restart_resumes_open_trade_with_its_stop_and_sends_nothing_twice(harnes
     assert harness.sink.trades()[-1].reason == "exit_signal"
 
 
-LOOKING_AHEAD = '''
+LOOKING_AHEAD = """
 from tradefleet import IStrategy
 
 class Clairvoyant(IStrategy):
@@ -333,7 +345,7 @@ class Clairvoyant(IStrategy):
     def populate_exit_trend(self, df):
         df["exit_long"] = (df["tomorrow"] < df["close"]).astype(int)
         return df
-'''
+"""
 
 
 def _noisy(n: int) -> list[tuple[float, float, float, float]]:

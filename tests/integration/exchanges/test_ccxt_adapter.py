@@ -76,9 +76,7 @@ def loopback() -> Iterator[HTTPServer]:
 @pytest.fixture
 def venue(loopback: HTTPServer) -> Iterator[HTTPServer]:
     loopback.clear()
-    loopback.expect_request("/api/v3/exchangeInfo", method="GET").respond_with_json(
-        recorded("exchangeInfo.json")
-    )
+    loopback.expect_request("/api/v3/exchangeInfo", method="GET").respond_with_json(recorded("exchangeInfo.json"))
     yield loopback
     loopback.check_assertions()  # fails the test when ccxt called an endpoint nothing was recorded for
 
@@ -214,9 +212,7 @@ def test_market_order_carries_the_client_order_id_as_new_client_order_id(venue: 
 
 def test_limit_order_amount_and_price_are_rounded_to_the_market(venue: HTTPServer) -> None:
     venue.expect_request(ORDER, method="POST").respond_with_json(recorded("order_limit_buy_new.json"))
-    request = OrderRequest(
-        "tf-b1-lim-0001", "BTC/USDT", OrderSide.BUY, OrderType.LIMIT, 0.0012399, price=95123.456
-    )
+    request = OrderRequest("tf-b1-lim-0001", "BTC/USDT", OrderSide.BUY, OrderType.LIMIT, 0.0012399, price=95123.456)
 
     order = binance(venue).create_order(request)
 
@@ -235,9 +231,7 @@ def test_limit_order_amount_and_price_are_rounded_to_the_market(venue: HTTPServe
 
 def test_stop_order_goes_out_as_a_stop_loss_with_its_stop_price(venue: HTTPServer) -> None:
     venue.expect_request(ORDER, method="POST").respond_with_json(recorded("order_stop_loss_sell_new.json"))
-    request = OrderRequest(
-        "tf-b1-stp-0001", "BTC/USDT", OrderSide.SELL, OrderType.STOP, 0.001, stop_price=90000.004
-    )
+    request = OrderRequest("tf-b1-stp-0001", "BTC/USDT", OrderSide.SELL, OrderType.STOP, 0.001, stop_price=90000.004)
 
     order = binance(venue).create_order(request)
 
@@ -295,9 +289,7 @@ def test_create_order_errors_are_translated_and_never_retried(
 
 
 def test_ccxt_is_not_allowed_to_resend_an_order_even_when_configured_to(venue: HTTPServer) -> None:
-    venue.expect_request(ORDER, method="POST").respond_with_response(
-        recorded_error("timeout_status_unknown.json")
-    )
+    venue.expect_request(ORDER, method="POST").respond_with_response(recorded_error("timeout_status_unknown.json"))
     exchange = binance(venue, options={**OPTIONS, "maxRetriesOnFailure": 3})
     request = OrderRequest("tf-b1-err-0002", "BTC/USDT", OrderSide.BUY, OrderType.MARKET, 0.001)
 
@@ -309,9 +301,7 @@ def test_ccxt_is_not_allowed_to_resend_an_order_even_when_configured_to(venue: H
 def test_lost_order_answer_is_ambiguous_never_resent_and_resolved_by_client_id(venue: HTTPServer) -> None:
     def accept_then_stall(request: Request) -> Response:
         time.sleep(1.0)  # the venue took the order; its answer comes after the client gave up
-        return Response(
-            json.dumps(recorded("order_market_buy_0002_full.json")), content_type="application/json"
-        )
+        return Response(json.dumps(recorded("order_market_buy_0002_full.json")), content_type="application/json")
 
     venue.expect_request(ORDER, method="POST").respond_with_handler(accept_then_stall)
     answer_order_lookup(venue, {"tf-b1-mkt-0002": "order_query_market_0002_filled.json"})
@@ -334,9 +324,7 @@ def test_lost_order_answer_is_ambiguous_never_resent_and_resolved_by_client_id(v
         "47123456792",
         0.0005,
     )
-    assert [(f.trade_id, f.price, f.amount) for f in resolved.fills] == [
-        ("BTC/USDT:4175012400", 97000.01, 0.0005)
-    ]
+    assert [(f.trade_id, f.price, f.amount) for f in resolved.fills] == [("BTC/USDT:4175012400", 97000.01, 0.0005)]
     assert sent(venue, "GET", "/api/v3/myTrades")[0].args["orderId"] == "47123456792"
 
 
@@ -432,9 +420,7 @@ def test_cancel_order_goes_by_client_id_and_keeps_it(venue: HTTPServer) -> None:
 
 
 def test_cancel_of_an_order_that_already_filled_reports_it_filled(venue: HTTPServer) -> None:
-    venue.expect_request(ORDER, method="DELETE").respond_with_response(
-        recorded_error("unknown_order_sent.json")
-    )
+    venue.expect_request(ORDER, method="DELETE").respond_with_response(recorded_error("unknown_order_sent.json"))
     answer_order_lookup(venue, {"tf-b1-mkt-0002": "order_query_market_0002_filled.json"})
     answer_my_trades(venue)
 
@@ -445,9 +431,7 @@ def test_cancel_of_an_order_that_already_filled_reports_it_filled(venue: HTTPSer
 
 
 def test_cancel_of_an_order_the_venue_never_saw_raises_not_found(venue: HTTPServer) -> None:
-    venue.expect_request(ORDER, method="DELETE").respond_with_response(
-        recorded_error("unknown_order_sent.json")
-    )
+    venue.expect_request(ORDER, method="DELETE").respond_with_response(recorded_error("unknown_order_sent.json"))
     answer_order_lookup(venue, {})
 
     with pytest.raises(OrderNotFoundError):
@@ -466,9 +450,7 @@ def test_open_orders_map_statuses_and_bring_fills_of_partial_orders(venue: HTTPS
     partial = orders["tf-b2-lim-0007"]
     assert (partial.status, partial.symbol) == (OrderStatus.PARTIALLY_FILLED, "ETH/USDT")
     assert (partial.filled, partial.amount) == (0.2, 0.5)
-    assert [(f.trade_id, f.fee, f.fee_currency) for f in partial.fills] == [
-        ("ETH/USDT:1987654321", 0.0002, "ETH")
-    ]
+    assert [(f.trade_id, f.fee, f.fee_currency) for f in partial.fills] == [("ETH/USDT:1987654321", 0.0002, "ETH")]
 
 
 def test_fetch_balance_reports_free_and_used_of_held_currencies(venue: HTTPServer) -> None:
@@ -489,12 +471,8 @@ def test_without_client_id_lookup_orders_are_found_among_open_and_past_orders(ve
 
         return answer
 
-    venue.expect_request("/api/v3/openOrders", method="GET").respond_with_handler(
-        by_symbol("openOrders.json")
-    )
-    venue.expect_request("/api/v3/allOrders", method="GET").respond_with_handler(
-        by_symbol("allOrders_BTCUSDT.json")
-    )
+    venue.expect_request("/api/v3/openOrders", method="GET").respond_with_handler(by_symbol("openOrders.json"))
+    venue.expect_request("/api/v3/allOrders", method="GET").respond_with_handler(by_symbol("allOrders_BTCUSDT.json"))
     answer_my_trades(venue)
     exchange = binance(venue, capabilities=ExchangeCapabilities(fetch_order_by_client_id=False))
 

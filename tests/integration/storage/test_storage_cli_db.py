@@ -80,9 +80,7 @@ def test_db_current_flags_a_revision_this_version_does_not_know(
     assert "newer TradeFleet" in upgraded.output
 
 
-def test_without_database_url_the_sqlite_file_in_the_data_dir_is_used(
-    cli: typer.Typer, tmp_path: Path
-) -> None:
+def test_without_database_url_the_sqlite_file_in_the_data_dir_is_used(cli: typer.Typer, tmp_path: Path) -> None:
     data_dir = tmp_path / "state"
 
     result = CliRunner().invoke(cli, ["--data-dir", str(data_dir), "db", "upgrade"])

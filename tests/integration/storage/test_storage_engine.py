@@ -16,9 +16,7 @@ from tradefleet.core.orders import Order, OrderIntent, OrderSide, OrderType
 
 
 def order(client_order_id: str) -> Order:
-    return Order(
-        client_order_id, "alpha", "BTC/USDT", OrderSide.BUY, OrderType.MARKET, 1.0, OrderIntent.ENTRY, 1
-    )
+    return Order(client_order_id, "alpha", "BTC/USDT", OrderSide.BUY, OrderType.MARKET, 1.0, OrderIntent.ENTRY, 1)
 
 
 @pytest.fixture
@@ -145,9 +143,7 @@ def test_one_store_is_safe_to_share_between_threads(store: SqlTradingStore) -> N
     assert [store.get_state(f"w{w}") for w in range(4)] == ["49"] * 4
 
 
-def test_store_reconnects_after_the_server_dropped_its_connection(
-    store: SqlTradingStore, database_url: str
-) -> None:
+def test_store_reconnects_after_the_server_dropped_its_connection(store: SqlTradingStore, database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("only a database server can drop a connection")
     import psycopg

@@ -115,9 +115,7 @@ def assert_identity(portfolio: Portfolio, marks: dict[str, float]) -> None:
     by_pnl = portfolio.starting_cash + portfolio.realized + portfolio.unrealized(marks) - portfolio.fees_paid
     tolerance = REL * scale(portfolio, marks)
     assert abs(equity - by_marks) <= tolerance
-    assert abs(equity - by_pnl) <= tolerance, (
-        f"equity {equity} != start + realized + unrealized − fees {by_pnl}"
-    )
+    assert abs(equity - by_pnl) <= tolerance, f"equity {equity} != start + realized + unrealized − fees {by_pnl}"
 
 
 # -- Portfolio: properties ------------------------------------------------------------------------------

@@ -110,9 +110,7 @@ def test_strategy_reading_the_next_close_is_caught_with_column_and_date() -> Non
 
 def test_strategy_normalising_by_the_column_maximum_is_caught() -> None:
     candles = gbm_candles()
-    assert (
-        int(candles["close"].to_numpy().argmax()) > len(candles) // 2
-    )  # the data really hides its maximum late
+    assert int(candles["close"].to_numpy().argmax()) > len(candles) // 2  # the data really hides its maximum late
     findings = check_lookahead(NormalisesByColumnMax(), candles)
     assert "norm" in {f.column for f in findings}
     assert findings[0].row == 0  # every row was scaled by a future maximum

@@ -60,9 +60,7 @@ def make_order(amount: float = 2.0, status: OrderStatus = S.PENDING_SUBMIT) -> O
 
 
 def fill(trade_id: str, amount: float, price: float = 100.0, fee: float = 0.1, ts: int = 2_000) -> Fill:
-    return Fill(
-        trade_id=trade_id, client_order_id="c-1", price=price, amount=amount, fee=fee, timestamp_ms=ts
-    )
+    return Fill(trade_id=trade_id, client_order_id="c-1", price=price, amount=amount, fee=fee, timestamp_ms=ts)
 
 
 def order_is_complete(order: Order) -> bool:
@@ -73,9 +71,7 @@ def order_is_complete(order: Order) -> bool:
 
 
 @pytest.mark.parametrize(("current", "new"), list(itertools.product(S, S)), ids=str)
-def test_each_transition_is_allowed_exactly_when_the_spec_allows_it(
-    current: OrderStatus, new: OrderStatus
-) -> None:
+def test_each_transition_is_allowed_exactly_when_the_spec_allows_it(current: OrderStatus, new: OrderStatus) -> None:
     order = make_order(status=current)
     if new in ALLOWED[current]:
         order.transition(new, now_ms=5_000)
@@ -262,11 +258,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         trade = fill(self._new_id(), amount, price=price, fee=fee, ts=self._tick())
         total = order.filled + amount
         overfills = total > order.amount * (1 + OVERFILL_SLACK) + 1e-12
-        target = (
-            S.FILLED
-            if max(order.amount - total, 0.0) <= order.amount * DONE_TOLERANCE
-            else S.PARTIALLY_FILLED
-        )
+        target = S.FILLED if max(order.amount - total, 0.0) <= order.amount * DONE_TOLERANCE else S.PARTIALLY_FILLED
         if overfills or target not in ALLOWED[order.status]:
             self._expect_refusal(lambda: order.apply_fill(trade))
             return
@@ -302,9 +294,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         assert order.fill_ids == set(self.accepted)
         filled = math.fsum(a for _, a, _ in self.accepted.values())
         assert math.isclose(order.filled, filled, rel_tol=1e-9, abs_tol=1e-12)
-        assert math.isclose(
-            order.fee, math.fsum(f for _, _, f in self.accepted.values()), rel_tol=1e-9, abs_tol=1e-9
-        )
+        assert math.isclose(order.fee, math.fsum(f for _, _, f in self.accepted.values()), rel_tol=1e-9, abs_tol=1e-9)
 
     @invariant()
     def average_is_the_amount_weighted_mean_of_fills(self) -> None:

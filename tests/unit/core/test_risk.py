@@ -126,12 +126,7 @@ def test_risk_settings_are_frozen() -> None:
 
 
 def test_kill_switch_levels_escalate() -> None:
-    assert (
-        KillSwitchLevel.NONE
-        < KillSwitchLevel.HALT_ENTRIES
-        < KillSwitchLevel.CANCEL_ALL
-        < KillSwitchLevel.FLATTEN
-    )
+    assert KillSwitchLevel.NONE < KillSwitchLevel.HALT_ENTRIES < KillSwitchLevel.CANCEL_ALL < KillSwitchLevel.FLATTEN
 
 
 # -- roi_threshold ----------------------------------------------------------------------------------------

@@ -11,9 +11,7 @@ import pytest
 CandleFactory = Callable[..., pd.DataFrame]
 
 
-def make_gbm_candles(
-    n: int = 4000, *, seed: int = 42, sigma: float = 0.004, freq: str = "5min"
-) -> pd.DataFrame:
+def make_gbm_candles(n: int = 4000, *, seed: int = 42, sigma: float = 0.004, freq: str = "5min") -> pd.DataFrame:
     """Return ``n`` candles of a random walk with volatility regimes and log-normal volume spikes."""
     rng = np.random.default_rng(seed)
     vol = sigma * np.exp(0.6 * np.sin(np.arange(n) / 150.0))

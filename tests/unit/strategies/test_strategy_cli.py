@@ -130,9 +130,7 @@ def test_validate_a_builtin_by_name(cli: typer.Typer, data_dir: Path) -> None:
 
 
 def test_validate_syntax_error_names_file_and_line(cli: typer.Typer, data_dir: Path, tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "bad.py", "from tradefleet.core.strategy import IStrategy\n\nclass Bad(IStrategy:\n"
-    )
+    path = write(tmp_path / "bad.py", "from tradefleet.core.strategy import IStrategy\n\nclass Bad(IStrategy:\n")
     assert_one_line_error(run(cli, data_dir, "validate", str(path)), f"{path}:3: syntax error")
 
 
@@ -144,9 +142,7 @@ def test_validate_import_error_names_the_line(cli: typer.Typer, data_dir: Path, 
 def test_validate_missing_method(cli: typer.Typer, data_dir: Path, tmp_path: Path) -> None:
     source = STRATEGY.format(name="Half").split("    def populate_exit_trend")[0]
     path = write(tmp_path / "half.py", source)
-    assert_one_line_error(
-        run(cli, data_dir, "validate", str(path)), "Half does not define populate_exit_trend"
-    )
+    assert_one_line_error(run(cli, data_dir, "validate", str(path)), "Half does not define populate_exit_trend")
 
 
 def test_validate_look_ahead(cli: typer.Typer, data_dir: Path, tmp_path: Path) -> None:
@@ -159,9 +155,7 @@ def test_validate_look_ahead(cli: typer.Typer, data_dir: Path, tmp_path: Path) -
 def test_validate_wrong_signal_columns(cli: typer.Typer, data_dir: Path, tmp_path: Path) -> None:
     source = STRATEGY.format(name="Wrong").replace('"enter_long"', '"buy"').replace('"exit_long"', '"sell"')
     path = write(tmp_path / "wrong.py", source)
-    assert_one_line_error(
-        run(cli, data_dir, "validate", str(path)), "never sets the signal column(s) enter_long"
-    )
+    assert_one_line_error(run(cli, data_dir, "validate", str(path)), "never sets the signal column(s) enter_long")
 
 
 def test_validate_bad_stoploss(cli: typer.Typer, data_dir: Path, tmp_path: Path) -> None:
@@ -170,9 +164,7 @@ def test_validate_bad_stoploss(cli: typer.Typer, data_dir: Path, tmp_path: Path)
     assert_one_line_error(run(cli, data_dir, "validate", str(path)), "stoploss must be a ratio in (-1, 0)")
 
 
-def test_validate_picks_a_class_with_path_colon_name(
-    cli: typer.Typer, data_dir: Path, tmp_path: Path
-) -> None:
+def test_validate_picks_a_class_with_path_colon_name(cli: typer.Typer, data_dir: Path, tmp_path: Path) -> None:
     path = write(tmp_path / "pair.py", STRATEGY.format(name="Left") + STRATEGY.format(name="Right"))
     assert_one_line_error(run(cli, data_dir, "validate", str(path)), "several strategies (Left, Right)")
     result = run(cli, data_dir, "validate", f"{path}:Right")
@@ -184,9 +176,7 @@ def test_validate_unknown_name(cli: typer.Typer, data_dir: Path) -> None:
     assert_one_line_error(run(cli, data_dir, "validate", "NoSuchThing"), "unknown strategy 'NoSuchThing'")
 
 
-def test_validate_prints_unconfirmed_suspicions_as_warnings(
-    cli: typer.Typer, data_dir: Path, tmp_path: Path
-) -> None:
+def test_validate_prints_unconfirmed_suspicions_as_warnings(cli: typer.Typer, data_dir: Path, tmp_path: Path) -> None:
     source = STRATEGY.format(name="Careful").replace(
         "        return df\n", "        assert df['close'].max() > 0\n        return df\n", 1
     )

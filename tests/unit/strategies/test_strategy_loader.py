@@ -75,13 +75,9 @@ def test_class_name_is_found_in_the_search_directories(tmp_path: Path) -> None:
 def test_path_colon_class_picks_one_of_several(tmp_path: Path) -> None:
     path = write(tmp_path / "two.py", good("One") + good("Two", "15m"))
     assert load_strategy(f"{path}:Two").timeframe == "15m"
-    with pytest.raises(
-        StrategyLoadError, match=r"several strategies \(One, Two\); name one as two.py:ClassName"
-    ):
+    with pytest.raises(StrategyLoadError, match=r"several strategies \(One, Two\); name one as two.py:ClassName"):
         load_strategy(path)
-    with pytest.raises(
-        StrategyLoadError, match=r"no IStrategy subclass named Three \(strategies: One, Two\)"
-    ):
+    with pytest.raises(StrategyLoadError, match=r"no IStrategy subclass named Three \(strategies: One, Two\)"):
         load_strategy(f"{path}:Three")
 
 
@@ -102,9 +98,7 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 def test_import_error_inside_the_file_names_the_import_line(tmp_path: Path) -> None:
     path = write(tmp_path / "imp.py", "import os\nimport not_a_module_anywhere\n" + good())
-    with pytest.raises(
-        StrategyLoadError, match=r"imp.py:2: import failed: ModuleNotFoundError: No module named"
-    ):
+    with pytest.raises(StrategyLoadError, match=r"imp.py:2: import failed: ModuleNotFoundError: No module named"):
         load_strategy(path)
 
 
@@ -163,9 +157,7 @@ def test_loaded_class_source_is_inspectable_for_the_static_scan(tmp_path: Path) 
         ("SmaCross", None),
     ],
 )
-def test_split_target_tells_paths_from_class_names(
-    target: str, expected: tuple[str, str | None] | None
-) -> None:
+def test_split_target_tells_paths_from_class_names(target: str, expected: tuple[str, str | None] | None) -> None:
     assert split_target(target) == expected
 
 
@@ -191,9 +183,7 @@ def test_strategy_file_names_are_snake_case(name: str, file: str) -> None:
     assert strategy_file_name(name) == file
 
 
-@pytest.mark.parametrize(
-    "name", ["class", "1Strategy", "my-strategy", "My Strategy", "", "Stratégie", "SmaCross"]
-)
+@pytest.mark.parametrize("name", ["class", "1Strategy", "my-strategy", "My Strategy", "", "Stratégie", "SmaCross"])
 def test_invalid_or_taken_class_names_are_refused(name: str) -> None:
     with pytest.raises(StrategyError):
         check_class_name(name)

@@ -68,16 +68,11 @@ class NoExit(IStrategy):
         return df
 
 
-@pytest.mark.parametrize(
-    ("cls", "method"), [(NoEntry, "populate_entry_trend"), (NoExit, "populate_exit_trend")]
-)
+@pytest.mark.parametrize(("cls", "method"), [(NoEntry, "populate_entry_trend"), (NoExit, "populate_exit_trend")])
 def test_missing_populate_method_is_named_with_the_class_line(cls: type[IStrategy], method: str) -> None:
     with pytest.raises(StrategyLoadError) as info:
         validate_strategy(cls)
-    assert (
-        info.value.message
-        == f"{THIS_FILE}:{line_of(cls)}: {cls.__name__} does not define {method}(self, dataframe)"
-    )
+    assert info.value.message == f"{THIS_FILE}:{line_of(cls)}: {cls.__name__} does not define {method}(self, dataframe)"
 
 
 class ReturnsNothing(Valid):
@@ -110,9 +105,7 @@ class DropsCandleColumn(Valid):
         (DropsCandleColumn, "populate_indicators", "dropped the candle column(s) volume"),
     ],
 )
-def test_populate_returning_the_wrong_frame_names_the_method(
-    cls: type[IStrategy], method: str, message: str
-) -> None:
+def test_populate_returning_the_wrong_frame_names_the_method(cls: type[IStrategy], method: str, message: str) -> None:
     with pytest.raises(StrategyLoadError) as info:
         validate_strategy(cls)
     where = f"{THIS_FILE}:{line_of(getattr(cls, method))}: {cls.__name__}.{method}"
@@ -176,10 +169,7 @@ def test_exception_inside_populate_names_the_failing_line() -> None:
     with pytest.raises(StrategyLoadError) as info:
         validate_strategy(Raises)
     failing = line_of(Raises.populate_indicators) + 1
-    assert (
-        f"Raises.populate_indicators raised KeyError: 'no_such_column' at line {failing}"
-        in info.value.message
-    )
+    assert f"Raises.populate_indicators raised KeyError: 'no_such_column' at line {failing}" in info.value.message
 
 
 def make(name: str, base: type[IStrategy] = Valid, **attrs: Any) -> type[IStrategy]:
@@ -229,9 +219,7 @@ class BadInit(Valid):
 
 
 def test_constructor_failure_is_a_load_error() -> None:
-    with pytest.raises(
-        StrategyLoadError, match=r"BadInit\(\) failed: StrategyError: parameter period=500 is outside"
-    ):
+    with pytest.raises(StrategyLoadError, match=r"BadInit\(\) failed: StrategyError: parameter period=500 is outside"):
         validate_strategy(BadInit)
 
 
@@ -265,17 +253,13 @@ def test_shift_minus_one_is_a_lookahead_error_naming_column_and_suspect_line() -
         validate_strategy(PeeksAhead)
     message = info.value.message
     suspect = line_of(PeeksAhead.populate_indicators) + 1
-    assert message.startswith(
-        f"{THIS_FILE}:{line_of(PeeksAhead)}: PeeksAhead looks ahead: column 'future' at 2024-"
-    )
+    assert message.startswith(f"{THIS_FILE}:{line_of(PeeksAhead)}: PeeksAhead looks ahead: column 'future' at 2024-")
     assert f"suspect line {suspect}: `.shift(-1)` reads a later candle" in message
     assert "\n" not in info.value.one_line()
 
 
 def test_whole_column_max_is_a_lookahead_error(gbm_candles: CandleFactory) -> None:
-    with pytest.raises(
-        LookAheadError, match=r"column 'scaled'.*suspect line \d+: `.max\(\)` over a whole column"
-    ):
+    with pytest.raises(LookAheadError, match=r"column 'scaled'.*suspect line \d+: `.max\(\)` over a whole column"):
         validate_strategy(ScalesByMax, gbm_candles(2000, seed=4))
 
 
@@ -303,7 +287,5 @@ class FailsOnShortHistory(Valid):
 
 
 def test_failure_on_a_truncated_history_is_a_load_error() -> None:
-    with pytest.raises(
-        StrategyLoadError, match="failed on a shorter history: RuntimeError: history too short"
-    ):
+    with pytest.raises(StrategyLoadError, match="failed on a shorter history: RuntimeError: history too short"):
         validate_strategy(FailsOnShortHistory)

@@ -196,9 +196,7 @@ def _check_market(client: Any, exchange: str, pair: str, timeframe: str) -> None
         raise UnknownSymbolError(f"{exchange} does not list {pair}")
     timeframes = getattr(client, "timeframes", None) or {}
     if timeframes and timeframe not in timeframes:
-        raise ConfigError(
-            f"{exchange} does not offer {timeframe} candles", hint=f"use one of: {', '.join(timeframes)}"
-        )
+        raise ConfigError(f"{exchange} does not offer {timeframe} candles", hint=f"use one of: {', '.join(timeframes)}")
 
 
 def _windows(

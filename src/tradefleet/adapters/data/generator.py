@@ -106,9 +106,7 @@ def generate_market(
 
     ms = np.int64(start_ms) + np.arange(n, dtype=np.int64) * np.int64(timeframe_to_ms(timeframe))
     dates = pd.Series(pd.DatetimeIndex(ms.astype("datetime64[ms]")).tz_localize("UTC"), name="date")
-    return pd.DataFrame(
-        {"date": dates, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
-    )
+    return pd.DataFrame({"date": dates, "open": open_, "high": high, "low": low, "close": close, "volume": volume})
 
 
 def generate_days(
@@ -163,9 +161,7 @@ def _garch_variance(z: np.ndarray, target: float, alpha: float, beta: float) -> 
     return out
 
 
-def _regime_drift(
-    rng: np.random.Generator, n: int, step_s: float, dt: float, model: MarketModel
-) -> np.ndarray:
+def _regime_drift(rng: np.random.Generator, n: int, step_s: float, dt: float, model: MarketModel) -> np.ndarray:
     """Return the per-candle drift of a regime path: up, down or sideways, never the same twice in a row."""
     mean_len = max(5.0, model.regime_days * 86400.0 / step_s)
     lengths = rng.geometric(1.0 / mean_len, size=int(n / mean_len * 2) + 8)

@@ -161,15 +161,12 @@ def _refuse_duplicates(files: list[Path], targets: list[tuple[str, str]]) -> Non
         seen[target] = file
 
 
-def _refuse_synthetic(
-    store: CandleStore, exchange: str, files: list[Path], targets: list[tuple[str, str]]
-) -> None:
+def _refuse_synthetic(store: CandleStore, exchange: str, files: list[Path], targets: list[tuple[str, str]]) -> None:
     """Name the file when its series is stored as synthetic: real candles never mix with generated ones."""
     for file, (pair, timeframe) in zip(files, targets, strict=True):
         if store.is_synthetic(exchange, pair, timeframe):
             raise DataError(
-                f"{file}: {exchange} {pair} {timeframe} holds synthetic candles; "
-                "refusing to mix in real ones",
+                f"{file}: {exchange} {pair} {timeframe} holds synthetic candles; refusing to mix in real ones",
                 hint="import into another exchange name with --exchange",
             )
 
@@ -207,9 +204,7 @@ def _read_feather(path: Path) -> pd.DataFrame:
     try:
         table = feather.read_table(path, memory_map=False)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(
-            f"{path}: not a readable Feather file ({exc})", hint="re-export or re-download it"
-        ) from exc
+        raise DataError(f"{path}: not a readable Feather file ({exc})", hint="re-export or re-download it") from exc
     frame: pd.DataFrame = table.to_pandas()
     frame.columns = [str(c).lower() for c in frame.columns]
     if "date" in frame.columns and not isinstance(frame["date"].dtype, pd.DatetimeTZDtype):
@@ -230,8 +225,7 @@ def _read_json(path: Path) -> pd.DataFrame:
     bad = [i for i, row in enumerate(raw) if not isinstance(row, list) or len(row) < 6]
     if bad:
         raise DataError(
-            f"{path}: {len(bad)} row(s) are not [ms, open, high, low, close, volume] "
-            f"(rows {_rows_text(bad)})",
+            f"{path}: {len(bad)} row(s) are not [ms, open, high, low, close, volume] (rows {_rows_text(bad)})",
             details={"file": str(path), "rows": bad},
         )
     frame = pd.DataFrame([row[:6] for row in raw], columns=list(COLUMNS))
@@ -270,8 +264,7 @@ def _numeric(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         if bad.any():
             rows = [int(r) for r in frame.index[bad.to_numpy()]]
             raise CandleValidationError(
-                f"{path}: column {col!r} is not a number in {int(bad.sum())} row(s) "
-                f"(rows {_rows_text(rows)})",
+                f"{path}: column {col!r} is not a number in {int(bad.sum())} row(s) (rows {_rows_text(rows)})",
                 hint="repair or re-export the file; nothing was imported",
                 details={"file": str(path), "rows": rows},
             )

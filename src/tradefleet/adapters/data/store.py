@@ -62,9 +62,7 @@ def normalize_exchange(exchange: str) -> str:
     """Return the exchange name in lower case if it is safe as a folder name."""
     name = exchange.strip().lower()
     if not _EXCHANGE_RE.match(name):
-        raise ConfigError(
-            f"invalid exchange name {exchange!r}", hint="use letters, digits, '-' and '_', e.g. binance"
-        )
+        raise ConfigError(f"invalid exchange name {exchange!r}", hint="use letters, digits, '-' and '_', e.g. binance")
     return name
 
 
@@ -262,9 +260,7 @@ class CandleStore:
 
     # internals
 
-    def _prepare(
-        self, exchange: str, pair: str, timeframe: str, frame: pd.DataFrame, *, synthetic: bool
-    ) -> _Pending:
+    def _prepare(self, exchange: str, pair: str, timeframe: str, frame: pd.DataFrame, *, synthetic: bool) -> _Pending:
         exchange, pair = normalize_exchange(exchange), normalize_pair(pair)
         path = self.path(exchange, pair, timeframe)
         label = f"{exchange} {pair} {timeframe}"
@@ -333,9 +329,7 @@ class CandleStore:
         try:
             table = feather.read_table(path, columns=["date"], memory_map=True)
         except (pa.ArrowException, OSError, KeyError) as exc:
-            raise DataError(
-                f"{path}: unreadable candle file ({exc})", hint="delete it and fetch again"
-            ) from exc
+            raise DataError(f"{path}: unreadable candle file ({exc})", hint="delete it and fetch again") from exc
         meta = _meta_of(table.schema)
         dates = pd.Series(table.column("date").to_pandas(), name="date")
         if not isinstance(dates.dtype, pd.DatetimeTZDtype):

@@ -82,11 +82,7 @@ def translate_error(
     if isinstance(exc, ccxt.InvalidNonce):
         return errors.TemporaryExchangeError(message, details=details)
     unclassified = type(exc) is ccxt.ExchangeError and http_status is not None and http_status >= 500
-    if (
-        isinstance(exc, ccxt.OperationFailed)
-        or unclassified
-        or (placing and not isinstance(exc, ccxt.BaseError))
-    ):
+    if isinstance(exc, ccxt.OperationFailed) or unclassified or (placing and not isinstance(exc, ccxt.BaseError)):
         if placing:
             return errors.AmbiguousOrderError(
                 message, hint="look the order up by client order id; do not resend it", details=details
@@ -277,9 +273,7 @@ class CcxtExchange:
         if exchange_id not in ccxt.exchanges:
             raise errors.ConfigError(f"ccxt has no exchange {exchange_id!r}", hint="see ccxt.exchanges")
         venue_class = getattr(ccxt, exchange_id)
-        venue = next(
-            (VENUE_OPTIONS[c.__name__] for c in venue_class.__mro__ if c.__name__ in VENUE_OPTIONS), {}
-        )
+        venue = next((VENUE_OPTIONS[c.__name__] for c in venue_class.__mro__ if c.__name__ in VENUE_OPTIONS), {})
         config: dict[str, Any] = {
             "enableRateLimit": True,
             "timeout": timeout_ms,
@@ -298,9 +292,7 @@ class CcxtExchange:
         if api_urls:
             current = self._ccxt.urls.get("api")
             if not isinstance(current, dict):
-                raise errors.ConfigError(
-                    f"{exchange_id}: ccxt api urls are not a mapping, cannot override them"
-                )
+                raise errors.ConfigError(f"{exchange_id}: ccxt api urls are not a mapping, cannot override them")
             self._ccxt.urls["api"] = {**current, **api_urls}
         self.name = exchange_id
         self.sandbox = sandbox
@@ -332,9 +324,7 @@ class CcxtExchange:
         """Return the balances of every currency the account holds (zero balances left out)."""
         raw = self._read(self._ccxt.fetch_balance)
         held = [currency for currency, total in (raw.get("total") or {}).items() if total]
-        return {
-            c: Balance(c, float(raw[c].get("free") or 0.0), float(raw[c].get("used") or 0.0)) for c in held
-        }
+        return {c: Balance(c, float(raw[c].get("free") or 0.0), float(raw[c].get("used") or 0.0)) for c in held}
 
     def create_order(self, request: OrderRequest) -> ExchangeOrder:
         """Send one order, once; raise AmbiguousOrderError when its outcome is unknown."""

@@ -29,7 +29,7 @@ class FaultPlan:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault probability {name}={value} is outside [0, 1]")
-        self._rng = random.Random(self.seed)
+        self._rng = random.Random(self.seed)  # noqa: S311 -- reproducible faults, not security
 
     def _hit(self, name: str, probability: float) -> bool:
         if probability > 0 and self._rng.random() < probability:

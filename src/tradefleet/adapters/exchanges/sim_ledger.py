@@ -40,9 +40,7 @@ class Ledger:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(path) if path else ":memory:", isolation_level=None, check_same_thread=False
-        )
+        self._conn = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         if path is not None:
             self._conn.execute("PRAGMA journal_mode=WAL")

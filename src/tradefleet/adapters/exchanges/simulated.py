@@ -121,9 +121,7 @@ class SimulatedVenue:
         return SimulatedExchange(self, account)
 
     def balance(self, account: str) -> dict[str, Balance]:
-        return {
-            cur: Balance(cur, free, used) for (acc, cur), (free, used) in self._balances.items() if acc == account
-        }
+        return {cur: Balance(cur, free, used) for (acc, cur), (free, used) in self._balances.items() if acc == account}
 
     def _move(self, db: sqlite3.Connection, account: str, currency: str, free: float, used: float = 0.0) -> None:
         bal = self._balances.get((account, currency), [0.0, 0.0])
@@ -178,7 +176,17 @@ class SimulatedVenue:
             cur = db.execute(
                 "INSERT INTO orders (account, client_order_id, symbol, side, type, amount, price, stop_price,"
                 " status, ts_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', ?)",
-                (account, req.client_order_id, req.symbol, req.side.value, req.type.value, amount, price, stop, now),
+                (
+                    account,
+                    req.client_order_id,
+                    req.symbol,
+                    req.side.value,
+                    req.type.value,
+                    amount,
+                    price,
+                    stop,
+                    now,
+                ),
             )
             order_id = int(cur.lastrowid or 0)
             row = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
@@ -199,7 +207,9 @@ class SimulatedVenue:
         if mark is None:
             return None
         buy = row["side"] == OrderSide.BUY.value
-        if row["type"] == OrderType.LIMIT.value and ((buy and row["price"] >= mark) or (not buy and row["price"] <= mark)):
+        if row["type"] == OrderType.LIMIT.value and (
+            (buy and row["price"] >= mark) or (not buy and row["price"] <= mark)
+        ):
             return mark
         if row["type"] == OrderType.STOP.value and (
             (buy and mark >= row["stop_price"]) or (not buy and mark <= row["stop_price"])
@@ -227,7 +237,9 @@ class SimulatedVenue:
             reserved = row["amount"]
             self._move(db, row["account"], market.base, -reserved, reserved)
         db.execute("UPDATE orders SET reserved = ? WHERE id = ?", (reserved, row["id"]))
-        self._resting[row["symbol"]][row["id"]] = db.execute("SELECT * FROM orders WHERE id = ?", (row["id"],)).fetchone()
+        self._resting[row["symbol"]][row["id"]] = db.execute(
+            "SELECT * FROM orders WHERE id = ?", (row["id"],)
+        ).fetchone()
 
     def _release(self, db: sqlite3.Connection, row: sqlite3.Row) -> None:
         market = self.market(row["symbol"])
@@ -368,13 +380,13 @@ class SimulatedVenue:
     def _trigger(self, row: sqlite3.Row, opened: float, high: float, low: float) -> float | None:
         buy = row["side"] == OrderSide.BUY.value
         if row["type"] == OrderType.STOP.value:
-            stop = row["stop_price"]
+            stop = float(row["stop_price"])
             if buy and high >= stop:
                 return self._slipped(max(opened, stop), row["side"])
             if not buy and low <= stop:
                 return self._slipped(min(opened, stop), row["side"])
         elif row["type"] == OrderType.LIMIT.value:
-            price = row["price"]
+            price = float(row["price"])
             if buy and low <= price:
                 return min(opened, price)
             if not buy and high >= price:

@@ -64,9 +64,7 @@ def redact(url: str | URL) -> str:
         return "<invalid database URL>"
 
 
-def make_engine(
-    url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, echo: bool = False
-) -> Engine:
+def make_engine(url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, echo: bool = False) -> Engine:
     """Create an engine for a SQLite file (WAL, ``synchronous=FULL``) or PostgreSQL (psycopg 3).
 
     ``busy_timeout_ms`` is how long a SQLite writer waits for another process's write lock before failing.
@@ -125,9 +123,7 @@ def head_revision() -> str:
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships migrations
-        raise StorageError(
-            "no database migrations found in the installed package", hint="reinstall TradeFleet"
-        )
+        raise StorageError("no database migrations found in the installed package", hint="reinstall TradeFleet")
     return head
 
 

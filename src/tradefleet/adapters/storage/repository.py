@@ -260,9 +260,7 @@ class SqlTradingStore:
             conn.execute(self._upserts["progress"], row)
 
     def load_progress(self, bot_id: str) -> dict[str, int]:
-        stmt = select(t.bot_progress.c.pair, t.bot_progress.c.last_candle_ms).where(
-            t.bot_progress.c.bot_id == bot_id
-        )
+        stmt = select(t.bot_progress.c.pair, t.bot_progress.c.last_candle_ms).where(t.bot_progress.c.bot_id == bot_id)
         with self._unit("load_progress", write=False) as conn:
             return {pair: last for pair, last in conn.execute(stmt)}
 
@@ -317,9 +315,7 @@ class SqlTradingStore:
     def add_trade(self, trade: Trade) -> int:
         """Insert a new trade and return its id (``trade`` itself is not modified)."""
         if trade.id is not None:
-            raise StorageError(
-                f"trade {trade.id} is already stored", hint="use update_trade for a stored trade"
-            )
+            raise StorageError(f"trade {trade.id} is already stored", hint="use update_trade for a stored trade")
         with self._unit("add_trade") as conn:
             key = conn.execute(t.trades.insert(), trade_row(trade)).inserted_primary_key
         if key is None:  # pragma: no cover - every supported dialect returns the new key
@@ -358,9 +354,7 @@ class SqlTradingStore:
         """Store snapshots; one taken again at the same ``(bot_id, ts_ms)`` replaces the earlier one."""
         if not rows:
             return
-        values = [
-            {"bot_id": r.bot_id, "ts_ms": r.ts_ms, **{f: getattr(r, f) for f in _EQUITY_FIELDS}} for r in rows
-        ]
+        values = [{"bot_id": r.bot_id, "ts_ms": r.ts_ms, **{f: getattr(r, f) for f in _EQUITY_FIELDS}} for r in rows]
         with self._unit("add_equity_snapshots") as conn:
             conn.execute(self._upserts["equity"], values)
 

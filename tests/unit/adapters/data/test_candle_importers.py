@@ -33,9 +33,7 @@ def freqtrade_feather(path: Path, frame: pd.DataFrame) -> Path:
 
 
 def freqtrade_json(path: Path, frame: pd.DataFrame) -> list[list]:
-    rows = [
-        [int(r.date.value // 1_000_000), r.open, r.high, r.low, r.close, r.volume] for r in frame.itertuples()
-    ]
+    rows = [[int(r.date.value // 1_000_000), r.open, r.high, r.low, r.close, r.volume] for r in frame.itertuples()]
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.name.endswith(".gz"):
         with gzip.open(path, "wt") as handle:
@@ -124,9 +122,7 @@ def test_futures_file_names_give_settled_pairs(store, tmp_path):
 def test_flags_override_what_the_file_name_says(store, tmp_path):
     (tmp_path / "ETH_BTC-5m.csv").write_text(csv_text(market()))
 
-    [result] = import_path(
-        store, tmp_path / "ETH_BTC-5m.csv", pair="LTC/BTC", timeframe="5m", exchange="kraken"
-    )
+    [result] = import_path(store, tmp_path / "ETH_BTC-5m.csv", pair="LTC/BTC", timeframe="5m", exchange="kraken")
 
     assert (result.exchange, result.pair) == ("kraken", "LTC/BTC")
     assert store.has("kraken", "LTC/BTC", "5m")
@@ -192,9 +188,7 @@ def test_csv_with_text_in_a_price_column_names_the_line(store, tmp_path):
     text[3] = text[3].replace(text[3].split(",")[4], "n/a")
     (tmp_path / "ETH_BTC-5m.csv").write_text("\n".join(text))
 
-    with pytest.raises(
-        CandleValidationError, match=r"column 'close' is not a number in 1 row\(s\) \(rows 4\)"
-    ):
+    with pytest.raises(CandleValidationError, match=r"column 'close' is not a number in 1 row\(s\) \(rows 4\)"):
         import_path(store, tmp_path / "ETH_BTC-5m.csv")
     assert stored_files(store) == []
 
@@ -220,9 +214,7 @@ def test_json_rows_of_the_wrong_shape_are_named(store, tmp_path):
     rows[2] = rows[2][:3]
     (tmp_path / "ETH_BTC-5m.json").write_text(json.dumps(rows))
 
-    with pytest.raises(
-        DataError, match=r"1 row\(s\) are not \[ms, open, high, low, close, volume\] \(rows 2\)"
-    ):
+    with pytest.raises(DataError, match=r"1 row\(s\) are not \[ms, open, high, low, close, volume\] \(rows 2\)"):
         import_path(store, tmp_path / "ETH_BTC-5m.json")
 
 

@@ -82,9 +82,7 @@ def test_invalid_candles_are_rejected_before_anything_is_written(store):
     bad = candles(5, start=START + 10 * MIN)
     bad.loc[2, "high"] = bad.loc[2, "low"] / 2
 
-    with pytest.raises(
-        CandleValidationError, match=r"high below max\(open, close\).*2024-01-01 00:12"
-    ) as err:
+    with pytest.raises(CandleValidationError, match=r"high below max\(open, close\).*2024-01-01 00:12") as err:
         store.write("binance", "ETH/USDT", "1m", bad)
 
     assert "\n" not in err.value.message

@@ -56,9 +56,7 @@ def test_same_seed_same_market_and_other_seeds_or_pairs_differ():
     price=st.one_of(st.none(), st.floats(1e-6, 1e6)),
 )
 def test_every_generated_market_is_valid_and_on_its_grid(seed, timeframe, candles, price):
-    frame = generate_market(
-        "SYN/USDT", timeframe, start_ms=START, candles=candles, seed=seed, start_price=price
-    )
+    frame = generate_market("SYN/USDT", timeframe, start_ms=START, candles=candles, seed=seed, start_price=price)
 
     valid = validate_candles(frame)
     assert len(valid) == candles

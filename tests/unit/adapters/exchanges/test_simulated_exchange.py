@@ -122,9 +122,7 @@ def test_stop_sell_fills_at_the_open_minus_slippage_when_the_candle_gaps_below_t
     assert filled_at(account, "stop-1") == pytest.approx(90.0 * (1 - SLIP))
 
 
-def test_stop_sell_rests_while_the_low_stays_above_the_stop(
-    venue: SimulatedVenue, account: SimulatedExchange
-) -> None:
+def test_stop_sell_rests_while_the_low_stays_above_the_stop(venue: SimulatedVenue, account: SimulatedExchange) -> None:
     account.create_order(stop(OrderSide.SELL, 1.0, 95.0))
     assert candle(venue, 1, 99.0, 101.0, 95.01, 97.0) == 0
     assert still_open(account, "stop-1")
@@ -228,9 +226,7 @@ def test_filled_order_never_fills_twice_when_its_candle_is_replayed(
     assert len(order.fills) == 1
 
 
-def test_market_buy_fills_at_the_current_price_plus_slippage(
-    venue: SimulatedVenue, account: SimulatedExchange
-) -> None:
+def test_market_buy_fills_at_the_current_price_plus_slippage(venue: SimulatedVenue, account: SimulatedExchange) -> None:
     order = account.create_order(market(OrderSide.BUY, 1.0))
     assert order.average == pytest.approx(100.0 * (1 + SLIP))
 
@@ -423,9 +419,7 @@ def test_rate_limit_tells_how_long_to_wait(venue: SimulatedVenue, account: Simul
     assert caught.value.retry_after > 0
 
 
-def test_server_error_on_cancel_leaves_the_order_resting(
-    venue: SimulatedVenue, account: SimulatedExchange
-) -> None:
+def test_server_error_on_cancel_leaves_the_order_resting(venue: SimulatedVenue, account: SimulatedExchange) -> None:
     account.create_order(limit(OrderSide.BUY, 1.0, 90.0))
     before = ledger_rows(venue)
     venue.faults = FaultPlan(server_error=1.0)
