@@ -91,10 +91,19 @@ def ensure_market_data(platform: Platform, pairs: list[str], timeframe: str) -> 
     return routes
 
 
-def load_bot_strategy(platform: Platform, config: BotConfig) -> IStrategy:
-    """Load and instantiate a bot's strategy with its parameters."""
-    cls = load_strategy(config.strategy, search_dirs=[platform.settings.strategies_dir])
-    return cls(config.strategy_params)
+def load_bot_strategies(settings: Settings, bots: list[BotConfig]) -> dict[str, IStrategy]:
+    """Load every bot's strategy with its parameters and check the bots; writes nothing.
+
+    Run before anything is created, so a bad strategy or setting leaves the data directory untouched.
+    """
+    if not bots:
+        raise ConfigError("no bots to run", hint="configure [paper] bots in tradefleet.toml")
+    strategies: dict[str, IStrategy] = {}
+    for config in bots:
+        check_quotes(config)
+        cls = load_strategy(config.strategy, search_dirs=[settings.strategies_dir])
+        strategies[config.bot_id] = cls(config.strategy_params)
+    return strategies
 
 
 def check_strategy_causal(strategy: IStrategy, frame: pd.DataFrame) -> None:
@@ -131,8 +140,7 @@ def build_paper_fleet(
     start_ms: int | None = None,
 ) -> Fleet:
     """Build a fleet of paper bots on a simulated venue replaying stored (or generated) candles."""
-    if not bots:
-        raise ConfigError("no bots to run", hint="configure [paper] bots in tradefleet.toml")
+    strategies = load_bot_strategies(platform.settings, bots)
     store, sim = platform.store, platform.settings.simulated
     timeframes = sorted({b.timeframe for b in bots})
     routes_by_tf = {
@@ -171,9 +179,8 @@ def build_paper_fleet(
         existing = store.get_bot(config.bot_id)
         if existing is not None and existing != config:
             log.info("bot %s: configuration changed; open positions are kept", config.bot_id)
-        check_quotes(config)
         store.save_bot(config)
-        strategy = load_bot_strategy(platform, config)
+        strategy = strategies[config.bot_id]
         if check_causal:
             check_strategy_causal(strategy, probe[config.timeframe][0])
         account = venue.open_account(config.bot_id, {config.quote_currency: config.starting_balance})

@@ -16,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # usage errors as plain lines, not boxes
 )
 
 COMMAND_MODULES = ("data", "strategy", "config", "db", "run")

@@ -66,9 +66,11 @@ def exclusive(data_dir: Path, name: str) -> Iterator[None]:
 
 
 def _run_fleet(ctx: typer.Context, bots: list[BotConfig], name: str, speed: float, until: str | None) -> None:
-    from tradefleet.bootstrap import build_paper_fleet, build_platform
+    from tradefleet.bootstrap import build_paper_fleet, build_platform, load_bot_strategies
 
     settings = settings_from(ctx)
+    until_ms = _parse_until(until)
+    load_bot_strategies(settings, bots)  # fail on a bad strategy before anything is written
     from tradefleet.logs import configure_logging
 
     configure_logging(settings.log.level, settings.log.json)
@@ -80,7 +82,6 @@ def _run_fleet(ctx: typer.Context, bots: list[BotConfig], name: str, speed: floa
             fleet.stop_event = stop
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
-            until_ms = _parse_until(until)
             typer.echo(
                 f"TradeFleet paper fleet '{name}': {len(bots)} bot(s) at {speed:g}x on the simulated exchange; "
                 f"state in {settings.data_dir}. Ctrl-C stops."

@@ -59,10 +59,14 @@ class Fleet:
                 return sum(hub.advance_to(now_ms) for hub in self.hubs)
         return sum(hub.advance_to(now_ms) for hub in self.hubs)
 
+    def market_ms(self) -> int:
+        """Return how far the fleet has traded: the close of the last candle delivered."""
+        return min((hub.market_ms for hub in self.hubs), default=self.clock.now_ms())
+
     def flush(self) -> None:
         for bot in self.bots:
             bot.flush()
-        self.store.set_state(self.clock_key, str(self.clock.now_ms()))
+        self.store.set_state(self.clock_key, str(self.market_ms()))
 
     def check_kill_switches(self) -> None:
         fleet_level = self.store.get_kill_switch("*")
@@ -126,4 +130,4 @@ class Fleet:
             except Exception:  # one bot failing to flush must not keep the others from saving
                 log.exception("bot %s failed to save its state", bot.bot_id)
                 bot.emit(RiskAlert(bot_id=bot.bot_id, ts_ms=self.clock.now_ms(), rule="shutdown", message="failed"))
-        self.store.set_state(self.clock_key, str(self.clock.now_ms()))
+        self.store.set_state(self.clock_key, str(self.market_ms()))

@@ -78,6 +78,7 @@ class MarketDataHub:
         self.history_ms = history_ms if history_ms is not None else 2000 * self.tf_ms
         self.feeds: dict[str, _PairFeed] = {}
         self.delivered = 0
+        self.market_ms = start_ms  # close of the last candle delivered: where a resumed run continues
 
     def subscribe(self, bot: BotRuntime) -> None:
         """Attach a started bot; delivery resumes after the earliest progress among the pair's bots."""
@@ -139,6 +140,7 @@ class MarketDataHub:
                 bot.step(pair, i - offset, sig)
                 steps += 1
             feed.next_index = i + 1
+            self.market_ms = max(self.market_ms, open_ms + self.tf_ms)
         self.delivered += steps
         return steps
 
