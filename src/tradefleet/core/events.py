@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -22,7 +22,8 @@ class DomainEvent:
         return type(self).__name__
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Return the event as JSON-ready data with its ``type`` (fields are flat scalars)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["type"] = self.type
         return data
 

@@ -119,6 +119,8 @@ class BotRuntime:
         self._pending_progress: dict[str, int] = {}
         self._closed_this_candle: set[str] = set()
         self._pushed: list[ExchangeOrder] = []
+        self._delivered: list[str] = []  # outbox events the sink took, marked published on flush
+        self._saved_max: dict[str, float] = {}  # trailing high last written per trade (entry order id)
         self._push = bool(exchange.capabilities.push_order_updates) and hasattr(exchange, "subscribe")
         if self._push:
             exchange.subscribe(self._on_push)  # type: ignore[attr-defined]
@@ -181,9 +183,10 @@ class BotRuntime:
         if not self._events:
             return
         events, self._events = self._events, []
-        self.store.add_events(events)
+        self.store.add_events(events)  # outbox first: the database stays the source of truth
         for event in events:
             self.sink.publish(event)
+            self._delivered.append(event.event_id)
 
     # -- the candle step ---------------------------------------------------------------------------
     def step(self, pair: str, i: int, sig: Signals) -> None:
@@ -381,7 +384,9 @@ class BotRuntime:
             if done is None or prior > done:
                 self.store.save_progress(self.bot_id, pair, prior)
         for trade in self.trades.get(pair, ()):
-            self.store.update_trade(trade)
+            if self._saved_max.get(trade.entry_order) != trade.max_rate:
+                self.store.update_trade(trade)
+                self._saved_max[trade.entry_order] = trade.max_rate
 
     def _on_order_update(self, order: Order, fills: list[Fill]) -> None:
         now = self.now_ms()
@@ -515,19 +520,24 @@ class BotRuntime:
 
     def flush(self) -> None:
         """Persist progress, trailing state and equity snapshots in one transaction."""
-        if not (self._pending_progress or self._snapshots or self._events):
+        self._publish()
+        if not (self._pending_progress or self._snapshots or self._delivered):
             return
         with self.store.transaction():
             for pair, ms in self._pending_progress.items():
                 self.store.save_progress(self.bot_id, pair, ms)
             for trades in self.trades.values():
                 for trade in trades:
-                    self.store.update_trade(trade)
+                    if self._saved_max.get(trade.entry_order) != trade.max_rate:
+                        self.store.update_trade(trade)
+                        self._saved_max[trade.entry_order] = trade.max_rate
             if self._snapshots:
                 self.store.add_equity_snapshots(self._snapshots)
+            if self._delivered:
+                self.store.mark_published(self._delivered)
+                self._delivered = []
             self._pending_progress = {}
             self._snapshots = []
-        self._publish()
 
     # -- kill switch -------------------------------------------------------------------------------
     def apply_kill_switch(self, level: KillSwitchLevel, now_open_ms: int | None = None) -> None:

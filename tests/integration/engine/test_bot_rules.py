@@ -325,6 +325,8 @@ def test_restart_resumes_open_trade_with_its_stop_and_sends_nothing_twice(harnes
     assert sorted(r[0] for r in ledger) == sorted(ids)
     assert all(o.status.is_terminal for o in orders if o.status is not OrderStatus.OPEN)
     assert harness.sink.trades()[-1].reason == "exit_signal"
+    harness.fleet.flush()  # type: ignore[union-attr]
+    assert harness.platform.store.pending_events() == [], "every event the sink took is marked published"
 
 
 LOOKING_AHEAD = """
