@@ -120,7 +120,6 @@ def run_variant(
     return Result(key, name, n_bots, len(pairs), mode, steps, orders, trades, build_s, walls)
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short run (< 20 s)")
@@ -181,7 +180,9 @@ def main() -> None:
                 candles=one_candles, repeats=1, days=days, profile=prof,
             )  # fmt: skip
             buf = io.StringIO()
-            pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(20)
+            stats = pstats.Stats(prof, stream=buf)
+            stats.sort_stats("cumulative").print_stats(30)
+            stats.sort_stats("tottime").print_stats(15)
             prof_text = buf.getvalue()
 
     rows = []
@@ -217,7 +218,7 @@ def main() -> None:
     )
     print(f"end: {c.load_avg()}")
     if prof_text:
-        print("\ncProfile, 1 bot SmaCross batched, top 20 by own time:")
+        print("\ncProfile, 1 bot SmaCross batched: top 30 by cumulative time, top 15 by own time")
         print(prof_text)
     sys.stdout.flush()
 

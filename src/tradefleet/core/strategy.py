@@ -21,6 +21,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from tradefleet.core.errors import StrategyError
@@ -180,16 +181,25 @@ class IStrategy:
     def analyze(self, candles: pd.DataFrame, pair: str = "") -> pd.DataFrame:
         """Run the three populate steps on a copy of ``candles``; return the frame with signal columns."""
         metadata = {"pair": pair, "timeframe": self.timeframe}
-        frame = self._call("populate_indicators", candles.copy(), metadata)
+        frame = candles.copy()
+        # An object column index makes each new indicator column cheap to add (pandas 3 defaults to an
+        # Arrow string index, whose insert copies): analysis runs on every closed candle.
+        frame.columns = pd.Index(list(frame.columns), dtype=object)
+        frame = self._call("populate_indicators", frame, metadata)
         frame = self._call("populate_entry_trend", frame, metadata)
         frame = self._call("populate_exit_trend", frame, metadata)
+        n = len(frame)
         for col in SIGNAL_COLUMNS:
             if col not in frame.columns:
-                frame[col] = 0
-            frame[col] = frame[col].fillna(0).astype("int8")
+                frame[col] = np.zeros(n, dtype=np.int8)
+            else:
+                values = np.asarray(frame[col].to_numpy(dtype="float64", na_value=0.0))
+                frame[col] = (values != 0).astype(np.int8)
         if "enter_tag" not in frame.columns:
-            frame["enter_tag"] = ""
-        frame["enter_tag"] = frame["enter_tag"].fillna("").astype(str)
+            frame["enter_tag"] = np.full(n, "", dtype=object)
+        else:
+            tags = frame["enter_tag"].to_numpy(dtype=object, na_value="")
+            frame["enter_tag"] = np.array([t if isinstance(t, str) else str(t) for t in tags], dtype=object)
         return frame
 
     def roi_table(self) -> list[tuple[int, float]]:

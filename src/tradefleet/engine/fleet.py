@@ -64,9 +64,11 @@ class Fleet:
         return min((hub.market_ms for hub in self.hubs), default=self.clock.now_ms())
 
     def flush(self) -> None:
-        for bot in self.bots:
-            bot.flush()
-        self.store.set_state(self.clock_key, str(self.market_ms()))
+        """Persist every bot's progress and the fleet's market time in one transaction."""
+        with self.store.transaction():
+            for bot in self.bots:
+                bot.flush()
+            self.store.set_state(self.clock_key, str(self.market_ms()))
 
     def check_kill_switches(self) -> None:
         fleet_level = self.store.get_kill_switch("*")

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tradefleet.adapters.exchanges.faults import FaultPlan
 from tradefleet.adapters.exchanges.sim_ledger import Ledger
@@ -37,6 +38,8 @@ from tradefleet.core.orders import Fill, OrderSide, OrderStatus, OrderType
 from tradefleet.core.ports import Balance, Clock, ExchangeCapabilities, ExchangeOrder, Market, OrderRequest
 
 EPS = 1e-12
+
+OrderRow = dict[str, Any]  # one row of the ledger's orders table, kept in memory while it rests
 
 
 def floor_to_step(value: float, step: float) -> float:
@@ -83,7 +86,7 @@ class SimulatedVenue:
         self.marks: dict[str, float] = {}
         self.market_ms: dict[str, int] = {}  # market time per symbol: close of the last candle seen
         self._balances: dict[tuple[str, str], list[float]] = {}
-        self._resting: dict[str, dict[int, sqlite3.Row]] = defaultdict(dict)
+        self._resting: dict[str, dict[int, OrderRow]] = defaultdict(dict)
         self._listeners: dict[str, list[Callable[[ExchangeOrder], None]]] = {}
         self._load()
 
@@ -94,7 +97,7 @@ class SimulatedVenue:
         for row in self.ledger.query("SELECT account, currency, free, used FROM balances"):
             self._balances[(row["account"], row["currency"])] = [row["free"], row["used"]]
         for row in self.ledger.query("SELECT * FROM orders WHERE status = 'OPEN'"):
-            self._resting[row["symbol"]][row["id"]] = row
+            self._resting[row["symbol"]][row["id"]] = dict(row)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -167,38 +170,53 @@ class SimulatedVenue:
             )
         now = self.market_ms.get(req.symbol) or self.clock.now_ms()
         with self._tx() as db:
-            dup = db.execute(
-                "SELECT 1 FROM orders WHERE account = ? AND client_order_id = ? AND status = 'OPEN'",
-                (account, req.client_order_id),
-            ).fetchone()
-            if dup:
-                raise InvalidOrderError(f"Duplicate order sent: client order id {req.client_order_id} is open")
-            cur = db.execute(
-                "INSERT INTO orders (account, client_order_id, symbol, side, type, amount, price, stop_price,"
-                " status, ts_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', ?)",
-                (
-                    account,
-                    req.client_order_id,
-                    req.symbol,
-                    req.side.value,
-                    req.type.value,
-                    amount,
-                    price,
-                    stop,
-                    now,
-                ),
-            )
-            order_id = int(cur.lastrowid or 0)
-            row = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+            try:
+                cur = db.execute(
+                    "INSERT INTO orders (account, client_order_id, symbol, side, type, amount, price, stop_price,"
+                    " status, ts_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'OPEN', ?)",
+                    (
+                        account,
+                        req.client_order_id,
+                        req.symbol,
+                        req.side.value,
+                        req.type.value,
+                        amount,
+                        price,
+                        stop,
+                        now,
+                    ),
+                )
+            except sqlite3.IntegrityError:  # the unique index over open orders' client ids
+                raise InvalidOrderError(
+                    f"Duplicate order sent: client order id {req.client_order_id} is open"
+                ) from None
+            row: OrderRow = {
+                "id": int(cur.lastrowid or 0),
+                "account": account,
+                "client_order_id": req.client_order_id,
+                "symbol": req.symbol,
+                "side": req.side.value,
+                "type": req.type.value,
+                "amount": amount,
+                "price": price,
+                "stop_price": stop,
+                "status": "OPEN",
+                "filled": 0.0,
+                "average": 0.0,
+                "fee": 0.0,
+                "reserved": 0.0,
+                "ts_ms": now,
+            }
+            fills: list[Fill] = []
             crosses = self._crosses_now(row, mark)
             if crosses is not None:
-                self._fill(db, row, crosses, market.taker_fee, now)
+                fills.append(self._fill(db, row, crosses, market.taker_fee, now))
             else:
                 self._reserve(db, row, market)
         self.faults.after_accept(req.client_order_id)
-        return self._order(row["id"])
+        return _exchange_order(row, tuple(fills))
 
-    def _crosses_now(self, row: sqlite3.Row, mark: float | None) -> float | None:
+    def _crosses_now(self, row: OrderRow, mark: float | None) -> float | None:
         """Return the fill price when the order executes on arrival, else None (it rests)."""
         if row["type"] == OrderType.MARKET.value:
             if mark is None:
@@ -221,14 +239,14 @@ class SimulatedVenue:
         slip = self.settings.slippage_bps / 10_000
         return price * (1 + slip) if side == OrderSide.BUY.value else price * (1 - slip)
 
-    def _affordable(self, row: sqlite3.Row, price: float, fee_rate: float) -> bool:
+    def _affordable(self, row: OrderRow, price: float, fee_rate: float) -> bool:
         if row["side"] != OrderSide.BUY.value:
             return True
         market = self.market(row["symbol"])
         free = self._balances.get((row["account"], market.quote), [0.0, 0.0])[0]
         return bool(free + row["reserved"] >= row["amount"] * price * (1 + fee_rate))
 
-    def _reserve(self, db: sqlite3.Connection, row: sqlite3.Row, market: Market) -> None:
+    def _reserve(self, db: sqlite3.Connection, row: OrderRow, market: Market) -> None:
         if row["side"] == OrderSide.BUY.value:
             level = row["price"] or row["stop_price"]
             reserved = row["amount"] * level * (1 + market.taker_fee) * (1 + 2 * self.settings.slippage_bps / 1e4)
@@ -237,11 +255,10 @@ class SimulatedVenue:
             reserved = row["amount"]
             self._move(db, row["account"], market.base, -reserved, reserved)
         db.execute("UPDATE orders SET reserved = ? WHERE id = ?", (reserved, row["id"]))
-        self._resting[row["symbol"]][row["id"]] = db.execute(
-            "SELECT * FROM orders WHERE id = ?", (row["id"],)
-        ).fetchone()
+        row["reserved"] = reserved
+        self._resting[row["symbol"]][row["id"]] = row
 
-    def _release(self, db: sqlite3.Connection, row: sqlite3.Row) -> None:
+    def _release(self, db: sqlite3.Connection, row: OrderRow) -> None:
         market = self.market(row["symbol"])
         reserved = row["reserved"]
         currency = market.quote if row["side"] == OrderSide.BUY.value else market.base
@@ -249,7 +266,7 @@ class SimulatedVenue:
             self._move(db, row["account"], currency, reserved, -reserved)
         self._resting[row["symbol"]].pop(row["id"], None)
 
-    def _fill(self, db: sqlite3.Connection, row: sqlite3.Row, price: float, fee_rate: float, now: int) -> None:
+    def _fill(self, db: sqlite3.Connection, row: OrderRow, price: float, fee_rate: float, now: int) -> Fill:
         market = self.market(row["symbol"])
         self._release(db, row)
         amount = row["amount"]
@@ -262,7 +279,7 @@ class SimulatedVenue:
         else:
             self._move(db, acct, market.base, -amount)
             self._move(db, acct, market.quote, notional - fee)
-        db.execute(
+        cur = db.execute(
             "INSERT INTO fills (order_id, account, price, amount, fee, ts_ms) VALUES (?, ?, ?, ?, ?, ?)",
             (row["id"], acct, price, amount, fee, now),
         )
@@ -270,6 +287,8 @@ class SimulatedVenue:
             "UPDATE orders SET status = 'FILLED', filled = ?, average = ?, fee = ?, reserved = 0 WHERE id = ?",
             (amount, price, fee, row["id"]),
         )
+        row.update(status="FILLED", filled=amount, average=price, fee=fee, reserved=0.0)
+        return Fill(str(cur.lastrowid), row["client_order_id"], price, amount, fee, now)
 
     def cancel(self, account: str, symbol: str, client_order_id: str) -> ExchangeOrder:
         self.faults.before_call("cancel_order")
@@ -308,22 +327,7 @@ class SimulatedVenue:
             Fill(str(f["trade_id"]), row["client_order_id"], f["price"], f["amount"], f["fee"], f["ts_ms"])
             for f in self.ledger.query("SELECT * FROM fills WHERE order_id = ? ORDER BY trade_id", (order_id,))
         )
-        return ExchangeOrder(
-            client_order_id=row["client_order_id"],
-            exchange_order_id=str(row["id"]),
-            symbol=row["symbol"],
-            side=OrderSide(row["side"]),
-            type=OrderType(row["type"]),
-            status=OrderStatus(row["status"]),
-            amount=row["amount"],
-            filled=row["filled"],
-            average=row["average"],
-            fee=row["fee"],
-            timestamp_ms=row["ts_ms"],
-            price=row["price"],
-            stop_price=row["stop_price"],
-            fills=fills,
-        )
+        return _exchange_order(dict(row), fills)
 
     # -- market data -------------------------------------------------------------------------------
     def on_candle(
@@ -336,7 +340,7 @@ class SimulatedVenue:
     ) -> int:
         """Match resting orders against a closed candle, then move the price; return orders filled."""
         opened, high, low, close = ohlc
-        filled: list[sqlite3.Row] = []
+        filled: list[OrderRow] = []
         resting = self._resting.get(symbol)
         if resting:
             # An order only meets candles that open at or after it was placed: replaying older candles after
@@ -350,8 +354,7 @@ class SimulatedVenue:
             for row, price in hits:
                 # One transaction per order: one account's trouble never undoes another's fill.
                 with self._tx() as db:
-                    current = db.execute("SELECT status FROM orders WHERE id = ?", (row["id"],)).fetchone()
-                    if current["status"] != "OPEN":
+                    if row["status"] != "OPEN":
                         continue
                     if self._affordable(row, price, fee):
                         self._fill(db, row, price, fee, close_ms)
@@ -359,6 +362,7 @@ class SimulatedVenue:
                         # A triggered buy stop that gapped past its reserved funds expires, as venues do.
                         self._release(db, row)
                         db.execute("UPDATE orders SET status = 'CANCELED', reserved = 0 WHERE id = ?", (row["id"],))
+                        row.update(status="CANCELED", reserved=0.0)
                 filled.append(row)
         self.marks[symbol] = next_open if next_open is not None else close
         self.market_ms[symbol] = close_ms
@@ -377,7 +381,7 @@ class SimulatedVenue:
             for listener in listeners:
                 listener(order)
 
-    def _trigger(self, row: sqlite3.Row, opened: float, high: float, low: float) -> float | None:
+    def _trigger(self, row: OrderRow, opened: float, high: float, low: float) -> float | None:
         buy = row["side"] == OrderSide.BUY.value
         if row["type"] == OrderType.STOP.value:
             stop = float(row["stop_price"])
@@ -433,6 +437,25 @@ class SimulatedExchange:
 
     def subscribe(self, listener: Callable[[ExchangeOrder], None]) -> None:
         self.venue.subscribe(self.account, listener)
+
+
+def _exchange_order(row: OrderRow, fills: tuple[Fill, ...]) -> ExchangeOrder:
+    return ExchangeOrder(
+        client_order_id=row["client_order_id"],
+        exchange_order_id=str(row["id"]),
+        symbol=row["symbol"],
+        side=OrderSide(row["side"]),
+        type=OrderType(row["type"]),
+        status=OrderStatus(row["status"]),
+        amount=row["amount"],
+        filled=row["filled"],
+        average=row["average"],
+        fee=row["fee"],
+        timestamp_ms=row["ts_ms"],
+        price=row["price"],
+        stop_price=row["stop_price"],
+        fills=fills,
+    )
 
 
 def default_market(symbol: str, *, taker_fee: float = 0.001, maker_fee: float = 0.001) -> Market:
