@@ -33,6 +33,7 @@ from tradefleet.core.ports import (
     Market,
     TradingStore,
 )
+from tradefleet.core.precision import floor_to_step
 from tradefleet.core.risk import (
     KillSwitchLevel,
     ProtectionState,
@@ -149,10 +150,11 @@ class BotRuntime:
             self.emit(RiskAlert(bot_id=self.bot_id, ts_ms=self.now_ms(), rule="reconcile", message=problem))
         self._drain()
         wanted = self.store.get_bot_status(self.bot_id)
-        self.status = BotStatus.STOPPING_ENTRIES if wanted is BotStatus.STOPPING_ENTRIES else BotStatus.RUNNING
-        if report.problems and self.kill_level < KillSwitchLevel.HALT_ENTRIES:
-            self.status = BotStatus.STOPPING_ENTRIES
-        self.store.set_bot_status(self.bot_id, self.status, "; ".join(report.problems))
+        wanted = BotStatus.STOPPING_ENTRIES if wanted is BotStatus.STOPPING_ENTRIES else BotStatus.RUNNING
+        # A disagreement with the venue halts entries for this run only; the stored status stays the
+        # user's choice, so a clean reconciliation at the next start trades again.
+        self.status = BotStatus.STOPPING_ENTRIES if report.problems else wanted
+        self.store.set_bot_status(self.bot_id, wanted, "; ".join(report.problems))
         self.emit(BotStatusUpdate(bot_id=self.bot_id, ts_ms=self.now_ms(), status=self.status.value))
         self.flush()
 
@@ -269,7 +271,7 @@ class BotRuntime:
             equity = self.portfolio.equity(self.marks)
             stake = stake_for_entry(self.config.risk, equity, self.portfolio.cash, self._cost_factor)
             market = self.markets[pair]
-            amount = stake / price
+            amount = floor_to_step(stake / price, market.amount_precision)
             if stake <= 0 or amount * price < market.min_notional or amount < market.min_amount:
                 reason = "min_notional"
             else:
@@ -347,8 +349,10 @@ class BotRuntime:
         if self.kill_level >= KillSwitchLevel.CANCEL_ALL:
             return
         order = Order(
+            # Keyed by the market time of the decision: a replay of the same candle yields the same id, while
+            # a stop placed again later (after a refused exit, say) is a new order.
             client_order_id=client_order_id(
-                self.bot_id, trade.pair, trade.open_ms, f"sl:{trade.entry_order}:{trade.stop_price:.10g}"
+                self.bot_id, trade.pair, self.now_ms(), f"sl:{trade.entry_order}:{trade.stop_price:.10g}"
             ),
             bot_id=self.bot_id,
             pair=trade.pair,
@@ -469,9 +473,21 @@ class BotRuntime:
         reason = order.reason or "exit"
         if order.intent is OrderIntent.STOP:
             reason = "trailing_stop_loss" if order.reason == "trailing_stop_loss" else "stop_loss"
+        sold = min(order.filled, trade.amount)
+        if trade.amount - sold > self.markets[trade.pair].amount_precision:
+            self.emit(
+                RiskAlert(
+                    bot_id=self.bot_id,
+                    ts_ms=ts,
+                    rule="partial_exit",
+                    pair=trade.pair,
+                    message=f"exit of trade {trade.id} sold {sold} of {trade.amount}",
+                )
+            )
+        trade.amount = sold
         trade.close(ts, order.average, order.fee, reason, order.client_order_id)
         self.store.update_trade(trade)
-        self.portfolio.apply_fill(trade.pair, "sell", trade.amount, order.average, order.fee)
+        self.portfolio.apply_fill(trade.pair, "sell", sold, order.average, order.fee)
         self.trades[trade.pair].remove(trade)
         self._closed_this_candle.add(trade.pair)
         self.counters.exits += 1

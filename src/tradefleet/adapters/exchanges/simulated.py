@@ -34,27 +34,13 @@ from tradefleet.core.errors import (
     TemporaryExchangeError,
     UnknownSymbolError,
 )
+from tradefleet.core.precision import floor_to_step, round_to_tick
 from tradefleet.core.orders import Fill, OrderSide, OrderStatus, OrderType
 from tradefleet.core.ports import Balance, Clock, ExchangeCapabilities, ExchangeOrder, Market, OrderRequest
 
 EPS = 1e-12
 
 OrderRow = dict[str, Any]  # one row of the ledger's orders table, kept in memory while it rests
-
-
-def floor_to_step(value: float, step: float) -> float:
-    """Floor ``value`` to a multiple of ``step`` without float noise."""
-    if step <= 0:
-        return value
-    decimals = max(0, -math.floor(math.log10(step)) + 2)
-    return round(math.floor(value / step + 1e-9) * step, decimals)
-
-
-def round_to_tick(value: float, tick: float) -> float:
-    if tick <= 0:
-        return value
-    decimals = max(0, -math.floor(math.log10(tick)) + 2)
-    return round(round(value / tick) * tick, decimals)
 
 
 @dataclass(frozen=True, slots=True)
