@@ -16,7 +16,6 @@ Fill rules (the backtest kernel applies the same ones):
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -34,9 +33,9 @@ from tradefleet.core.errors import (
     TemporaryExchangeError,
     UnknownSymbolError,
 )
-from tradefleet.core.precision import floor_to_step, round_to_tick
 from tradefleet.core.orders import Fill, OrderSide, OrderStatus, OrderType
 from tradefleet.core.ports import Balance, Clock, ExchangeCapabilities, ExchangeOrder, Market, OrderRequest
+from tradefleet.core.precision import floor_to_step, round_to_tick
 
 EPS = 1e-12
 
