@@ -119,7 +119,7 @@ def _add_logger_fallback(_logger: WrappedLogger, _method: str, event_dict: Event
     return event_dict
 
 
-QUIET_LOGGERS = ("alembic", "ccxt", "urllib3", "numba")
+QUIET_LOGGERS = ("alembic", "numba")
 
 
 def configure_logging(level: str = "INFO", json: bool | None = None, *, stream: TextIO | None = None) -> None:

@@ -196,10 +196,10 @@ class IStrategy:
                 values = np.asarray(frame[col].to_numpy(dtype="float64", na_value=0.0))
                 frame[col] = (values != 0).astype(np.int8)
         if "enter_tag" not in frame.columns:
-            frame["enter_tag"] = np.full(n, "", dtype=object)
+            frame["enter_tag"] = pd.Series("", index=frame.index, dtype="string")
         else:
-            tags = frame["enter_tag"].to_numpy(dtype=object, na_value="")
-            frame["enter_tag"] = np.array([t if isinstance(t, str) else str(t) for t in tags], dtype=object)
+            tags = frame["enter_tag"]
+            frame["enter_tag"] = (tags if isinstance(tags.dtype, pd.StringDtype) else tags.astype("string")).fillna("")
         return frame
 
     def roi_table(self) -> list[tuple[int, float]]:

@@ -1,0 +1,1 @@
+"""Application services: transport-neutral functions that compose the engine with adapters."""
