@@ -14,8 +14,34 @@ from tradefleet.core.errors import RiskError
 EPS = 1e-9
 
 
+class RoundTripPnL:
+    """Profit of a long round trip with fees in quote; shared by live trades and backtest trades."""
+
+    __slots__ = ()
+    amount: float
+    open_rate: float
+    fee_open: float
+    close_rate: float | None
+    fee_close: float
+
+    @property
+    def cost(self) -> float:
+        """Quote spent to open, fees included."""
+        return self.amount * self.open_rate + self.fee_open
+
+    @property
+    def profit_abs(self) -> float:
+        if self.close_rate is None:
+            return 0.0
+        return self.amount * self.close_rate - self.fee_close - self.cost
+
+    @property
+    def profit_ratio(self) -> float:
+        return self.profit_abs / self.cost if self.cost else 0.0
+
+
 @dataclass(slots=True)
-class Trade:
+class Trade(RoundTripPnL):
     """One long round trip on one pair: an entry fill, then (when closed) an exit."""
 
     bot_id: str
@@ -36,21 +62,6 @@ class Trade:
     fee_close: float = 0.0
     exit_reason: str = ""
     exit_order: str | None = None
-
-    @property
-    def cost(self) -> float:
-        """Quote spent to open, fees included."""
-        return self.amount * self.open_rate + self.fee_open
-
-    @property
-    def profit_abs(self) -> float:
-        if self.close_rate is None:
-            return 0.0
-        return self.amount * self.close_rate - self.fee_close - self.cost
-
-    @property
-    def profit_ratio(self) -> float:
-        return self.profit_abs / self.cost if self.cost else 0.0
 
     def unrealized(self, mark: float, fee_rate: float) -> float:
         """Profit if closed at ``mark`` paying ``fee_rate`` on the exit."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tradefleet.core.risk import RiskSettings
+from tradefleet.core.trades import RoundTripPnL
 
 EngineName = Literal["fast", "event"]
 
@@ -33,7 +34,7 @@ class BacktestConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class BacktestTrade:
+class BacktestTrade(RoundTripPnL):
     """One closed (or, at the end of the data, still open) round trip."""
 
     pair: str
@@ -47,20 +48,6 @@ class BacktestTrade:
     exit_reason: str
     enter_tag: str
     is_open: bool = False
-
-    @property
-    def cost(self) -> float:
-        return self.amount * self.open_rate + self.fee_open
-
-    @property
-    def profit_abs(self) -> float:
-        if self.close_rate is None:
-            return 0.0
-        return self.amount * self.close_rate - self.fee_close - self.cost
-
-    @property
-    def profit_ratio(self) -> float:
-        return self.profit_abs / self.cost if self.cost else 0.0
 
     def key(self) -> tuple[Any, ...]:
         """Everything two engines must agree on, for parity checks."""
