@@ -41,8 +41,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from tradefleet.core.bots import BotConfig
-from tradefleet.core.candles import timeframe_to_seconds, validate_pair
+from tradefleet.core.bots import BotConfig, check_bot_id, check_pairs, check_timeframe
 from tradefleet.core.errors import ConfigError
 from tradefleet.core.risk import RiskSettings
 from tradefleet.logs import MASK, is_secret_key, redact
@@ -87,16 +86,6 @@ WELL_KNOWN_ENV: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("BINANCE_API_KEY",), ("exchange", "accounts", "binance", "api_key")),
     (("BINANCE_API_SECRET",), ("exchange", "accounts", "binance", "secret")),
 )
-
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def _core_check(check: Any, value: Any) -> Any:
-    """Run a core validator, turning its ConfigError into the ValueError pydantic attaches a location to."""
-    try:
-        return check(value)
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
 
 
 def _url(value: str | None, schemes: tuple[str, ...] | None = None) -> str | None:
@@ -203,26 +192,9 @@ class PaperBotSettings(_Section):
     strategy_params: dict[str, Any] = Field(default_factory=dict)
     starting_balance: float | None = Field(default=None, gt=0, description="unset = simulated.starting_balance")
 
-    @field_validator("bot_id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not _SLUG.match(value):
-            raise ValueError("must be 1-63 characters of a-z, 0-9, '-' or '_', starting alphanumeric")
-        return value
-
-    @field_validator("pairs")
-    @classmethod
-    def _pairs(cls, value: list[str]) -> list[str]:
-        pairs = [_core_check(validate_pair, p) for p in value]
-        if len(set(pairs)) != len(pairs):
-            raise ValueError("pairs contain duplicates")
-        return pairs
-
-    @field_validator("timeframe")
-    @classmethod
-    def _timeframe(cls, value: str) -> str:
-        _core_check(timeframe_to_seconds, value)
-        return value
+    _bot_id = field_validator("bot_id")(check_bot_id)
+    _pairs = field_validator("pairs")(check_pairs)
+    _timeframe = field_validator("timeframe")(check_timeframe)
 
 
 # The demo fleet of ``tradefleet up``; bots take paper.timeframe unless they set their own.
@@ -243,11 +215,7 @@ class PaperSettings(_Section):
     timeframe: str = Field(default="5m", description="timeframe of bots that do not set one")
     bots: list[PaperBotSettings] = Field(default_factory=_demo_fleet)
 
-    @field_validator("timeframe")
-    @classmethod
-    def _timeframe(cls, value: str) -> str:
-        _core_check(timeframe_to_seconds, value)
-        return value
+    _timeframe = field_validator("timeframe")(check_timeframe)
 
     @model_validator(mode="before")
     @classmethod
