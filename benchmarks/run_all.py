@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("engine_throughput.py", "order_latency.py", "bot_footprint.py")
+SCRIPTS = ("engine_throughput.py", "order_latency.py", "bot_footprint.py", "backtest_peers.py")
 
 
 def load() -> str:

@@ -88,7 +88,38 @@ def _wilder_loop(x: FloatArray, period: int) -> FloatArray:
     return out
 
 
+def _sma_loop(x: FloatArray, period: int) -> FloatArray:
+    """Rolling mean with a compensated running sum: O(n) whatever the period; NaN in a window gives NaN."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    total = 0.0
+    carry = 0.0
+    nans = 0
+    for i in range(n):
+        v = x[i]
+        if v != v:  # NaN
+            nans += 1
+        else:
+            y = v - carry
+            t = total + y
+            carry = (t - total) - y
+            total = t
+        if i >= period:
+            old = x[i - period]
+            if old != old:
+                nans -= 1
+            else:
+                y = -old - carry
+                t = total + y
+                carry = (t - total) - y
+                total = t
+        if i >= period - 1 and nans == 0:
+            out[i] = total / period
+    return out
+
+
 # numba is untyped for mypy; the casts restore the signatures of the pure-Python originals.
+_sma_jit = cast(Callable[[FloatArray, int], FloatArray], numba.njit(cache=True, nogil=True)(_sma_loop))
 _ema_jit = cast(Callable[[FloatArray, float, int], FloatArray], numba.njit(cache=True, nogil=True)(_ema_loop))
 _wilder_jit = cast(Callable[[FloatArray, int], FloatArray], numba.njit(cache=True, nogil=True)(_wilder_loop))
 
@@ -115,13 +146,7 @@ def _windows(x: FloatArray, period: int) -> FloatArray | None:
 
 def sma(values: ArrayLike, period: int) -> FloatArray:
     """Simple moving average over the last ``period`` values."""
-    period = _check_period(period)
-    x = as_float_array(values)
-    out = np.full(x.shape[0], np.nan)
-    win = _windows(x, period)
-    if win is not None:
-        out[period - 1 :] = win.mean(axis=1)
-    return out
+    return _sma_jit(as_float_array(values), _check_period(period))
 
 
 def rolling_std(values: ArrayLike, period: int, *, ddof: int = 0) -> FloatArray:

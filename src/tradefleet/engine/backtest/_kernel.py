@@ -69,7 +69,11 @@ def run_kernel(
 ):
     n_pairs = offsets.shape[0] - 1
     n_steps = tl_pair.shape[0]
-    cap = n_steps + 1
+    # A trade needs an entry signal: their count bounds the trade arrays (n_steps would zero-fill ~150 MB).
+    cap = 1
+    for k in range(enter.shape[0]):
+        if enter[k] != 0:
+            cap += 1
     # trades (index = entry order, as the store's ids)
     t_pair = np.zeros(cap, np.int64)
     t_row = np.zeros(cap, np.int64)
