@@ -97,7 +97,7 @@ def _sma_loop(x: FloatArray, period: int) -> FloatArray:
     nans = 0
     for i in range(n):
         v = x[i]
-        if v != v:  # NaN
+        if np.isnan(v):
             nans += 1
         else:
             y = v - carry
@@ -106,7 +106,7 @@ def _sma_loop(x: FloatArray, period: int) -> FloatArray:
             total = t
         if i >= period:
             old = x[i - period]
-            if old != old:
+            if np.isnan(old):
                 nans -= 1
             else:
                 y = -old - carry

@@ -527,3 +527,60 @@ def test_exit_refused_by_the_venue_puts_the_protective_stop_back(database_url: s
         )
     finally:
         platform.close()
+
+
+def test_stop_restored_at_startup_reconciliation_guards_the_very_next_candle(database_url: str, tmp_path: Path) -> None:
+    """A stop put back while reconciling must meet the first candle the bot handles after the restart.
+
+    The venue cancelled the trade's stop while TradeFleet was down; at the next start reconciliation finds
+    the trade unprotected and places a new stop. The paper clock is ahead of the bots' progress at that
+    moment (it runs while the process starts, and it is saved at a flush while a crash can leave progress
+    behind), so the venue must not stamp the stop with that clock: candles replayed from the bots'
+    progress would then never trigger it, and the position would ride through its stop.
+    """
+    settings = fleet_settings(tmp_path, database_url, days=2)
+    configs = [c for c in settings.paper_bot_configs() if c.bot_id == "sma-btc"]
+    pair = configs[0].pairs[0]
+    platform = build_platform(settings)
+    clock = SimClock(0)
+    try:
+        fleet = build_paper_fleet(
+            platform, configs, name="restore", speed=1.0, sink=EventList(), clock=clock, faults=FaultPlan()
+        )
+        bot, venue, hub = fleet.bots[0], platform.venues["restore"], fleet.hubs[0]
+        now, end = hub.start_ms, (hub.last_open_ms() or hub.start_ms) + hub.tf_ms
+        while not bot.trades[pair] and now < end:
+            now += hub.tf_ms
+            clock.set(now)
+            fleet.step(now)
+        assert bot.trades[pair], "the bot never entered; pick more days"
+        (stop,) = [o for o in venue.open_orders(bot.bot_id, pair) if o.type is OrderType.STOP]
+        fleet.flush()
+        handled = bot.progress[pair]
+        venue.cancel(bot.bot_id, pair, stop.client_order_id)  # the venue drops it while we are down
+    finally:
+        platform.close()
+
+    platform = build_platform(settings)
+    try:
+        ahead = SimClock(handled + 24 * 60 * MINUTE)  # the paper clock, a day of market ahead of the bot
+        fleet = build_paper_fleet(
+            platform, configs, name="restore", speed=1.0, sink=EventList(), clock=ahead, faults=FaultPlan()
+        )
+        bot, venue = fleet.bots[0], platform.venues["restore"]
+        (trade,) = bot.trades[pair]
+        (restored,) = [o for o in venue.open_orders(bot.bot_id, pair) if o.type is OrderType.STOP]
+        assert restored.client_order_id != stop.client_order_id
+        assert restored.stop_price == pytest.approx(trade.stop_price, rel=1e-9)
+        # The next candle the bot handles opens right after its progress and falls through the stop.
+        low = trade.stop_price * 0.9
+        filled = venue.on_candle(
+            pair, handled + MINUTE, handled + 2 * MINUTE, (trade.stop_price * 1.01, trade.stop_price * 1.02, low, low)
+        )
+        assert filled == 1, (
+            f"the stop restored at start-up (stamped {restored.timestamp_ms}) ignored the next candle "
+            f"(opening {handled + MINUTE}) that fell through it: the position is unprotected until the "
+            "market reaches the clock time of the restart"
+        )
+    finally:
+        platform.close()

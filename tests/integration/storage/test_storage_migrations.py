@@ -36,7 +36,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> Non
     upgrade(database_url)
     upgrade(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0001"
+    assert current_revision(database_url) == head_revision() == "0002"
     assert table_names(database_url) == set(metadata.tables) | {"alembic_version"}
 
 
@@ -60,7 +60,7 @@ def test_initial_migration_downgrades_to_an_empty_database_and_back(database_url
             conn.commit()
         assert table_names(database_url) == {"alembic_version"}
         upgrade(engine)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
 
@@ -70,7 +70,7 @@ def test_upgrade_does_not_depend_on_the_working_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     upgrade(database_url)
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == head_revision()
 
 
 def test_processes_upgrading_a_fresh_database_at_once_all_succeed(database_url: str) -> None:
@@ -82,7 +82,7 @@ def test_processes_upgrading_a_fresh_database_at_once_all_succeed(database_url: 
     failures = [err for child in children if (err := child.communicate(timeout=120)[1]) and child.returncode]
 
     assert failures == []
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == head_revision()
 
 
 def test_threads_upgrading_at_once_all_succeed(database_url: str) -> None:
@@ -101,7 +101,7 @@ def test_threads_upgrading_at_once_all_succeed(database_url: str) -> None:
         thread.join(timeout=60)
 
     assert errors == []
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == head_revision()
 
 
 def test_repository_alembic_ini_migrates_the_database_named_by_database_url(
