@@ -175,6 +175,13 @@ def build_paper_fleet(
         tf: MarketDataHub(_RoutedSource(platform.candles, routes), tf, start_ms=start, venue=venue.on_candle)
         for tf, routes in routes_by_tf.items()
     }
+    # Orders placed while bots reconcile (a restored stop, say) are stamped with the market time the fleet
+    # resumes from, so they meet every candle replayed after it.
+    for config in bots:
+        tf_ms = timeframe_to_ms(config.timeframe)
+        for pair, last in store.load_progress(config.bot_id).items():
+            resume = last + tf_ms
+            venue.market_ms[pair] = min(venue.market_ms.get(pair, resume), resume)
     for config in bots:
         existing = store.get_bot(config.bot_id)
         if existing is not None and existing != config:
