@@ -26,7 +26,8 @@ lint: dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: venv
+bench: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
