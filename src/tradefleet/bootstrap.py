@@ -28,6 +28,7 @@ from tradefleet.engine.bot import BotRuntime
 from tradefleet.engine.clock import AcceleratedClock
 from tradefleet.engine.fleet import Fleet
 from tradefleet.engine.hub import MarketDataHub
+from tradefleet.services.hyperopt.saved import apply_saved_overrides, load_saved_params
 from tradefleet.strategies.loader import load_strategy
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,10 @@ def load_bot_strategies(settings: Settings, bots: list[BotConfig]) -> dict[str, 
     for config in bots:
         check_quotes(config)
         cls = load_strategy(config.strategy, search_dirs=[settings.strategies_dir])
-        strategies[config.bot_id] = cls(config.strategy_params)
+        # Parameters tuned by `hyperopt --write` apply unless the bot sets its own.
+        strategy = cls({**load_saved_params(cls, settings.strategies_dir), **config.strategy_params})
+        apply_saved_overrides(strategy, settings.strategies_dir)
+        strategies[config.bot_id] = strategy
     return strategies
 
 

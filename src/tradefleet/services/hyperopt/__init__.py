@@ -1,0 +1,1 @@
+"""Hyperopt: search strategy parameters, ROI table, stoploss and trailing stop with Optuna."""
