@@ -87,7 +87,9 @@ def run_fast_on_signals(
     offsets[1:] = np.cumsum([len(ms) for ms in open_ms])
 
     def column(name: str, dtype: str) -> np.ndarray:
-        return np.ascontiguousarray(np.concatenate([analysed[p][name].to_numpy(dtype=dtype) for p in pairs]))
+        parts = [analysed[p][name].to_numpy(dtype=dtype) for p in pairs]
+        # One pair: hand the column over as it is (a concatenate would copy a million values for nothing).
+        return np.ascontiguousarray(parts[0] if len(parts) == 1 else np.concatenate(parts))
 
     risk = config.risk
     stoploss = risk.stoploss if risk.stoploss is not None else strategy.stoploss
@@ -154,23 +156,35 @@ def run_fast_on_signals(
         eq_ms,
         eq_val,
     ) = out
-    tags = [analysed[p]["enter_tag"].to_numpy(dtype=object) for p in pairs]
+    count = int(n)
+    pair_of, row_of, reason_of = t_pair[:count].tolist(), t_row[:count].tolist(), t_reason[:count].tolist()
+    opened, closed = t_open_ms[:count].tolist(), t_close_ms[:count].tolist()
+    open_rate, close_rate = t_open_rate[:count].tolist(), t_close_rate[:count].tolist()
+    amounts, fee_open, fee_close = t_amount[:count].tolist(), t_fee_open[:count].tolist(), t_fee_close[:count].tolist()
+    # Tags are read only at the entry rows (converting a million-row text column would cost more than the run).
+    tags: list[str] = [""] * count
+    for p, pair in enumerate(pairs):
+        picks = [k for k in range(count) if pair_of[k] == p]
+        if picks:
+            values = analysed[pair]["enter_tag"].take([row_of[k] for k in picks]).tolist()
+            for k, tag in zip(picks, values, strict=True):
+                tags[k] = tag if isinstance(tag, str) else ""  # analyze() fills missing tags with ""
     trades = []
-    for k in range(int(n)):
-        p, reason = int(t_pair[k]), int(t_reason[k])
+    for k in range(count):
+        reason = reason_of[k]
         is_open = reason == _kernel.OPEN
         trades.append(
             BacktestTrade(
-                pair=pairs[p],
-                open_ms=int(t_open_ms[k]),
-                close_ms=None if is_open else int(t_close_ms[k]),
-                open_rate=float(t_open_rate[k]),
-                close_rate=None if is_open else float(t_close_rate[k]),
-                amount=float(t_amount[k]),
-                fee_open=float(t_fee_open[k]),
-                fee_close=0.0 if is_open else float(t_fee_close[k]),
+                pair=pairs[pair_of[k]],
+                open_ms=opened[k],
+                close_ms=None if is_open else closed[k],
+                open_rate=open_rate[k],
+                close_rate=None if is_open else close_rate[k],
+                amount=amounts[k],
+                fee_open=fee_open[k],
+                fee_close=0.0 if is_open else fee_close[k],
                 exit_reason="" if is_open else REASONS[reason],
-                enter_tag=str(tags[p][int(t_row[k])]),
+                enter_tag=tags[k],
                 is_open=is_open,
             )
         )

@@ -33,7 +33,7 @@ class BacktestConfig:
     engine: EngineName = "fast"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BacktestTrade(RoundTripPnL):
     """One closed (or, at the end of the data, still open) round trip."""
 
