@@ -1,0 +1,89 @@
+"""The outbox relay and the idempotent-consumer pattern: how the database stays the source of truth.
+
+Producers commit domain events to the outbox table in the same transaction as the state they describe
+(``TradingStore.add_events``). :class:`OutboxRelay` publishes what is still unpublished and only then marks
+it published, so a crash in between publishes it again: delivery is at least once. Consumers make that
+exactly-once in effect with :func:`idempotent`: the processed-event row and the handler's effect commit in
+one transaction, so a redelivered event is recognised and skipped, and a failed handler leaves no trace.
+
+    relay = OutboxRelay(store, bus, EVENTS_STREAM)
+    relay.run_once()                                   # or relay.run(stop_event) in a thread
+
+    @idempotent(store, "positions-projector")
+    def on_event(message: BusMessage) -> None:
+        store.set_state(...)                           # the effect: same store, same transaction
+
+    bus.consume(EVENTS_STREAM, "projectors", "worker-1", on_event)
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+
+from tradefleet.core.bus import EVENTS_STREAM, BusMessage, EventBus, Handler
+from tradefleet.core.ports import TradingStore
+
+
+class OutboxRelay:
+    """Publish the store's unpublished events to ``stream``, oldest first, ``batch`` per round trip.
+
+    Run one relay per database: two relays do no harm (consumers deduplicate) but publish twice.
+    """
+
+    def __init__(self, store: TradingStore, bus: EventBus, stream: str = EVENTS_STREAM, *, batch: int = 500) -> None:
+        self.store = store
+        self.bus = bus
+        self.stream = stream
+        self.batch = batch
+        self.published = 0
+
+    def run_once(self) -> int:
+        """Publish one batch of pending events, then mark it published; return how many."""
+        rows = self.store.pending_events(self.batch)
+        if not rows:
+            return 0
+        self.bus.publish_many(self.stream, [(str(row["type"]), row) for row in rows])
+        self.store.mark_published([str(row["event_id"]) for row in rows])
+        self.published += len(rows)
+        return len(rows)
+
+    def drain(self) -> int:
+        """Publish until a batch comes back short (the outbox is empty for now); return how many."""
+        total = 0
+        while (count := self.run_once()) > 0:
+            total += count
+            if count < self.batch:
+                break
+        return total
+
+    def run(self, stop: threading.Event, *, idle_s: float = 0.2) -> None:
+        """Relay until ``stop`` is set, waiting ``idle_s`` whenever the outbox is empty."""
+        while not stop.is_set():
+            if self.drain() == 0:
+                stop.wait(idle_s)
+
+
+def idempotent(store: TradingStore, consumer: str) -> Callable[[Handler], Handler]:
+    """Wrap a handler so it applies each message at most once for ``consumer``.
+
+    The handler runs inside ``store.transaction()`` after ``store.mark_processed(consumer, key)``, where
+    ``key`` is :attr:`BusMessage.dedupe_key` (the event or command id); a key already processed skips the
+    handler. The handler's effects must go through the same store to share that transaction; if it raises,
+    both the effect and the processed row roll back and the bus delivers the message again.
+    """
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run_once(message: BusMessage) -> None:
+            with store.transaction():
+                if store.mark_processed(consumer, message.dedupe_key):
+                    handler(message)
+
+        return run_once
+
+    return wrap
+
+
+__all__ = ["OutboxRelay", "idempotent"]
