@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -30,6 +31,9 @@ from tradefleet.engine.fleet import Fleet
 from tradefleet.engine.hub import MarketDataHub
 from tradefleet.services.hyperopt.saved import apply_saved_overrides, load_saved_params
 from tradefleet.strategies.loader import load_strategy
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -208,3 +212,40 @@ def check_quotes(config: BotConfig) -> None:
             f"bot {config.bot_id}: pairs {', '.join(wrong)} are not quoted in {config.quote_currency}",
             hint="give each bot pairs with one quote currency (set its quote currency to match)",
         )
+
+
+def build_api(platform: Platform) -> FastAPI:
+    """Build the management API over ``platform``: auth on its own engine, health checks, metrics.
+
+    The app's lifespan disposes of the engine it opened; the platform stays the caller's to close. The
+    auth service is ``app.state.services.auth`` (the caller runs ``ensure_admin`` and prints its password).
+    """
+    from tradefleet.adapters.storage.db import make_engine
+    from tradefleet.api import ApiServices, CallableCheck, DatabaseCheck, StaticCheck, create_app
+    from tradefleet.api.health import HealthCheck
+    from tradefleet.engine.clock import WallClock
+    from tradefleet.services.auth import AuthService, SqlAuthRepository, load_or_create_keys
+    from tradefleet.services.auth.router import SqlUserDirectory
+
+    settings = platform.settings
+    engine = make_engine(settings.database_url)
+    auth = AuthService(
+        SqlAuthRepository(engine),
+        load_or_create_keys(settings.data_dir),
+        WallClock(),
+        inter_service_token=settings.integrations.inter_service_token,
+    )
+
+    def exchanges() -> tuple[bool, str] | None:
+        if not platform.venues:
+            return None
+        return True, "simulated: " + ", ".join(sorted(platform.venues))
+
+    checks: list[HealthCheck] = [
+        DatabaseCheck(engine, name="storage"),
+        StaticCheck("bus", detail="in-process; no external bus configured"),
+        StaticCheck("gateways"),
+        CallableCheck("exchanges", exchanges),
+    ]
+    services = ApiServices(auth=auth, users=SqlUserDirectory(engine), store=platform.store, health_checks=checks)
+    return create_app(services, on_shutdown=[engine.dispose])

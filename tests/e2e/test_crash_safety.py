@@ -111,6 +111,7 @@ class FleetProcess:
                     "--data-dir",
                     str(data_dir),
                     "up",
+                    "--no-api",  # the engine is under test; the API would only contend for a port
                     "--speed",
                     str(SPEED),
                     "--until",

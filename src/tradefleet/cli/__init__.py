@@ -19,7 +19,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # usage errors as plain lines, not boxes
 )
 
-COMMAND_MODULES = ("data", "strategy", "config", "db", "run", "backtest", "hyperopt")
+COMMAND_MODULES = ("data", "strategy", "config", "db", "run", "backtest", "hyperopt", "serve")
 
 
 @app.callback()

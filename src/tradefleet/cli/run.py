@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -65,7 +65,14 @@ def exclusive(data_dir: Path, name: str) -> Iterator[None]:
         yield
 
 
-def _run_fleet(ctx: typer.Context, bots: list[BotConfig], name: str, speed: float, until: str | None) -> None:
+def _run_fleet(
+    ctx: typer.Context,
+    bots: list[BotConfig],
+    name: str,
+    speed: float,
+    until: str | None,
+    api_port: int | None = None,
+) -> None:
     from tradefleet.bootstrap import build_paper_fleet, build_platform, load_bot_strategies
 
     settings = settings_from(ctx)
@@ -75,6 +82,9 @@ def _run_fleet(ctx: typer.Context, bots: list[BotConfig], name: str, speed: floa
 
     configure_logging(settings.log.level, settings.log.json)
     with exclusive(settings.data_dir, name):
+        if api_port is not None:
+            _run_fleet_and_api(settings, bots, name, speed, until_ms, api_port)
+            return
         platform = build_platform(settings)
         try:
             fleet = build_paper_fleet(platform, bots, name=name, speed=speed, sink=TradePrinter())
@@ -92,6 +102,63 @@ def _run_fleet(ctx: typer.Context, bots: list[BotConfig], name: str, speed: floa
             typer.echo(f"stopped: {reason}")
         finally:
             platform.close()
+
+
+def _run_fleet_and_api(
+    settings: Any, bots: list[BotConfig], name: str, speed: float, until_ms: int | None, port: int
+) -> None:
+    """Run the fleet in a background thread and the API in this one; a signal stops both, fleet last."""
+    from tradefleet.bootstrap import build_api, build_paper_fleet, build_platform
+    from tradefleet.cli.serve import announce_admin, listen, make_server, on_stop_signals
+
+    host = settings.api.host
+    sock = listen(host, port)
+    platform = build_platform(settings)
+    try:
+        app = build_api(platform)
+        announce_admin(app.state.services.auth)  # first: a bad TRADEFLEET_ADMIN_PASSWORD fails fast
+        fleet = build_paper_fleet(platform, bots, name=name, speed=speed, sink=TradePrinter())
+        server = make_server(app, host, port)
+        stop = threading.Event()
+        fleet.stop_event = stop
+        outcome: dict[str, Any] = {}
+
+        def stop_all() -> None:
+            stop.set()
+            server.should_exit = True
+
+        def drive() -> None:
+            try:
+                outcome["reason"] = fleet.run(until_ms=until_ms)
+            except BaseException as exc:  # re-raised in the main thread once the server is down
+                outcome["error"] = exc
+            finally:
+                server.should_exit = True  # a fleet that ends (--until, error) takes the API down with it
+
+        on_stop_signals(stop_all, server)
+        typer.echo(
+            f"TradeFleet paper fleet '{name}': {len(bots)} bot(s) at {speed:g}x on the simulated exchange; "
+            f"state in {settings.data_dir}. Ctrl-C stops."
+        )
+        typer.echo(f"API on http://{host}:{port} (docs at /docs, health at /health).")
+        runner = threading.Thread(target=drive, name=f"fleet-{name}", daemon=True)
+        runner.start()
+        try:
+            server.run(sockets=[sock])
+        except SystemExit:
+            stop.set()
+            runner.join()
+            raise fail("the API server failed to start; see the log above") from None
+        stop.set()
+        runner.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        fleet.shutdown()
+        _summary(fleet)
+        typer.echo(f"stopped: {outcome.get('reason', 'stopped')}")
+    finally:
+        sock.close()
+        platform.close()
 
 
 def _parse_until(until: str | None) -> int | None:
@@ -126,13 +193,20 @@ def up(
     ctx: typer.Context,
     speed: Annotated[float | None, typer.Option(help="market seconds per wall second (default paper.speed)")] = None,
     until: Annotated[str | None, typer.Option(help="stop when market time reaches this date")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="serve the API on this port (default api.port)", min=1, max=65535)
+    ] = None,
+    no_api: Annotated[bool, typer.Option("--no-api", help="run the fleet only, without the API")] = False,
 ) -> None:
-    """Run the configured paper fleet on the embedded default (SQLite, simulated exchange)."""
+    """Run the configured paper fleet on the embedded default (SQLite, simulated exchange) and the API."""
     settings = settings_from(ctx)
     run_speed = speed if speed is not None else settings.paper.speed
     if run_speed <= 0:
         raise fail("--speed must be positive")
-    _run_fleet(ctx, settings.paper_bot_configs(), "up", run_speed, until)
+    if no_api and port is not None:
+        raise fail("--port and --no-api contradict each other; give one")
+    api_port = None if no_api else (port or settings.api.port)
+    _run_fleet(ctx, settings.paper_bot_configs(), "up", run_speed, until, api_port)
 
 
 @handle_errors

@@ -1,0 +1,115 @@
+"""``tradefleet serve api``: one role per process; and the uvicorn plumbing ``tradefleet up`` shares."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from tradefleet.cli._common import fail, handle_errors, settings_from
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from tradefleet.services.auth import AuthService
+
+serve_app = typer.Typer(help="Run one TradeFleet role in this process (scale-out).", no_args_is_help=True)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the API socket now, so a busy port fails in one line before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise fail(f"cannot listen on {host}:{port}: {why}; pick another with --port (or --no-api)") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """Return a uvicorn server for ``app`` that leaves signal handling to the caller."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # the caller stops us (and the fleet) on a signal
+            yield
+
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", server_header=False)
+    return Server(config)
+
+
+def on_stop_signals(stop: Callable[[], None], server: uvicorn.Server) -> None:
+    """Run ``stop`` on SIGINT/SIGTERM; a second signal abandons open connections."""
+    seen: list[int] = []
+
+    def handler(sig: int, _frame: object) -> None:
+        if seen:
+            server.force_exit = True
+        seen.append(sig)
+        stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def announce_admin(auth: AuthService) -> None:
+    """Create the first admin on first run and print its one-time password (never logged)."""
+    from tradefleet.services.auth import ADMIN_PASSWORD_ENV
+
+    first = auth.ensure_admin()
+    if first is None:
+        return
+    if first.password is None:
+        typer.echo(f"First run: created admin account '{first.username}' with the password from {ADMIN_PASSWORD_ENV}.")
+        return
+    typer.echo(
+        f"First run: created admin account '{first.username}' with password: {first.password}\n"
+        "This password is shown only once; log in and keep it safe."
+    )
+
+
+@handle_errors
+def api(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="address to listen on (default api.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on (default api.port)", min=1, max=65535)] = None,
+) -> None:
+    """Serve the management API (auth, users, health, metrics) on the configured database."""
+    from tradefleet.bootstrap import build_api, build_platform
+    from tradefleet.logs import configure_logging
+
+    settings = settings_from(ctx)
+    configure_logging(settings.log.level, settings.log.json)
+    bind_host, bind_port = host or settings.api.host, port or settings.api.port
+    sock = listen(bind_host, bind_port)
+    platform = build_platform(settings)
+    try:
+        app = build_api(platform)
+        announce_admin(app.state.services.auth)
+        server = make_server(app, bind_host, bind_port)
+        on_stop_signals(lambda: setattr(server, "should_exit", True), server)
+        typer.echo(f"TradeFleet API on http://{bind_host}:{bind_port} (docs at /docs). Ctrl-C stops.")
+        try:
+            server.run(sockets=[sock])
+        except SystemExit:
+            raise fail("the API server failed to start; see the log above") from None
+    finally:
+        sock.close()
+        platform.close()
+
+
+def register(app: typer.Typer) -> None:
+    serve_app.command("api")(api)
+    app.add_typer(serve_app, name="serve")
