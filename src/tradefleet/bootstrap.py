@@ -221,11 +221,13 @@ def build_api(platform: Platform) -> FastAPI:
     auth service is ``app.state.services.auth`` (the caller runs ``ensure_admin`` and prints its password).
     """
     from tradefleet.adapters.storage.db import make_engine
+    from tradefleet.adapters.storage.owner_tables import SqlBotOwners
     from tradefleet.api import ApiServices, CallableCheck, DatabaseCheck, StaticCheck, create_app
     from tradefleet.api.health import HealthCheck
     from tradefleet.engine.clock import WallClock
     from tradefleet.services.auth import AuthService, SqlAuthRepository, load_or_create_keys
     from tradefleet.services.auth.router import SqlUserDirectory
+    from tradefleet.services.bots import BotService
 
     settings = platform.settings
     engine = make_engine(settings.database_url)
@@ -248,4 +250,6 @@ def build_api(platform: Platform) -> FastAPI:
         CallableCheck("exchanges", exchanges),
     ]
     services = ApiServices(auth=auth, users=SqlUserDirectory(engine), store=platform.store, health_checks=checks)
-    return create_app(services, on_shutdown=[engine.dispose])
+    app = create_app(services, on_shutdown=[engine.dispose])
+    app.state.bot_service = BotService(platform.store, SqlBotOwners(engine))
+    return app

@@ -46,9 +46,11 @@ def create_app(
 
     from tradefleet.services.auth.router import aliases as auth_aliases
     from tradefleet.services.auth.router import router as auth_router
+    from tradefleet.services.bots.router import router as bots_router
 
     app.include_router(auth_router)
     app.include_router(auth_aliases)
+    app.include_router(bots_router)
     return app
 
 

@@ -1,0 +1,380 @@
+"""The bots service, transport-neutral: REST routes, CLI and MCP all call :class:`BotService`.
+
+Who may do what::
+
+    viewer   read bots it owns
+    trader   read and act on bots it owns; create bots (it becomes the owner)
+    admin    everything on every bot; the only one to clear a kill switch or create a live bot
+
+A bot the caller may not see answers exactly like a bot that does not exist (:class:`UnknownBotError`,
+404), so ids of other users' bots cannot be probed. Emergency stops are written to the store, whose
+kill switches the running fleet applies within a second (``Fleet.check_kill_switches``); a trader can
+only raise a bot's level, lowering or clearing it is for admins.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from tradefleet.core.bots import BotConfig, BotStatus
+from tradefleet.core.errors import TradeFleetError
+from tradefleet.core.ports import TradingStore
+from tradefleet.core.risk import KillSwitchLevel
+from tradefleet.core.trades import Trade
+from tradefleet.services.auth import PermissionDenied, Principal, Role, authorize
+from tradefleet.services.bots.schemas import (
+    BotCreate,
+    BotOut,
+    BotStatusOut,
+    BotUpdate,
+    EquityPoint,
+    KillLevelName,
+    KillSwitchOut,
+    PairPerformance,
+    PerformanceOut,
+    PositionOut,
+    PositionsOut,
+    TradeOut,
+    TradesPage,
+)
+
+FLEET_SCOPE = "*"
+MAX_PAGE = 500
+
+
+class UnknownBotError(TradeFleetError):
+    code = "bot_not_found"
+    hint = "list your bots with GET /api/v1/bots"
+    http_status = 404
+
+
+class BotExistsError(TradeFleetError):
+    code = "bot_exists"
+    hint = "pick another bot_id"
+    http_status = 409
+
+
+class BotStateError(TradeFleetError):
+    code = "bot_state"
+    http_status = 409
+
+
+class BotValidationError(TradeFleetError):
+    code = "validation_error"
+    http_status = 422
+
+
+class BotOwners(Protocol):
+    """Who owns which bot (``adapters.storage.owner_tables.SqlBotOwners``)."""
+
+    def owner_of(self, bot_id: str) -> int | None: ...
+    def owners(self) -> dict[str, int]: ...
+    def claim(self, bot_id: str, user_id: int) -> bool: ...
+    def release(self, bot_id: str) -> None: ...
+
+
+class BotService:
+    """Bots, their state and their emergency controls, over the trading store and the owners table."""
+
+    def __init__(self, store: TradingStore, owners: BotOwners) -> None:
+        self.store = store
+        self.owners = owners
+
+    # ------------------------------------------------------------------ access
+    def _config(self, principal: Principal, bot_id: str, minimum: Role = Role.VIEWER) -> BotConfig:
+        """Return the bot if ``principal`` may see it; the role check comes first and says nothing of the bot."""
+        authorize(principal, minimum)
+        config = self.store.get_bot(bot_id)
+        if config is None or not self._may_see(principal, self.owners.owner_of(bot_id)):
+            raise UnknownBotError(f"no bot {bot_id!r}")
+        return config
+
+    @staticmethod
+    def _may_see(principal: Principal, owner: int | None) -> bool:
+        if principal.allows(Role.ADMIN):
+            return True
+        return principal.user_id is not None and owner == principal.user_id
+
+    def _out(self, config: BotConfig, owner: int | None) -> BotOut:
+        return BotOut(
+            bot_id=config.bot_id,
+            owner_id=owner,
+            status=self.store.get_bot_status(config.bot_id),
+            strategy=config.strategy,
+            strategy_params=dict(config.strategy_params),
+            pairs=list(config.pairs),
+            timeframe=config.timeframe,
+            exchange=config.exchange,
+            mode=config.mode,
+            quote_currency=config.quote_currency,
+            starting_balance=config.starting_balance,
+            risk=config.risk,
+        )
+
+    # ------------------------------------------------------------------ CRUD
+    def list_bots(self, principal: Principal) -> list[BotOut]:
+        """Every bot for admins; the caller's own bots for everyone else."""
+        authorize(principal, Role.VIEWER)
+        owners = self.owners.owners()
+        return [
+            self._out(c, owners.get(c.bot_id))
+            for c in self.store.list_bots()
+            if self._may_see(principal, owners.get(c.bot_id))
+        ]
+
+    def get_bot(self, principal: Principal, bot_id: str) -> BotOut:
+        config = self._config(principal, bot_id)
+        return self._out(config, self.owners.owner_of(bot_id))
+
+    def create_bot(self, principal: Principal, body: BotCreate) -> BotOut:
+        """Store a new (stopped) bot owned by the caller (traders and admins; live bots: admins)."""
+        authorize(principal, Role.TRADER)
+        if principal.user_id is None:
+            raise PermissionDenied("only users own bots", hint="create the bot with a user's token or API key")
+        if body.mode == "live":
+            authorize(principal, Role.ADMIN)
+        config = _validated(body.model_dump())
+        if self.store.get_bot(config.bot_id) is not None or not self.owners.claim(config.bot_id, principal.user_id):
+            raise BotExistsError(f"a bot {config.bot_id!r} already exists")
+        try:
+            self.store.save_bot(config)
+        except BaseException:
+            self.owners.release(config.bot_id)
+            raise
+        return self._out(config, principal.user_id)
+
+    def update_bot(self, principal: Principal, bot_id: str, body: BotUpdate) -> BotOut:
+        """Change risk settings, pairs or strategy parameters; they apply when the bot next starts."""
+        config = self._config(principal, bot_id, Role.TRADER)
+        values = config.model_dump()
+        if body.risk is not None:
+            values["risk"] = _merge(values["risk"], body.risk)
+        if body.pairs is not None:
+            values["pairs"] = body.pairs
+        if body.strategy_params is not None:
+            values["strategy_params"] = body.strategy_params
+        updated = _validated(values)
+        if updated != config:
+            self.store.save_bot(updated)
+        return self._out(updated, self.owners.owner_of(bot_id))
+
+    def delete_bot(self, principal: Principal, bot_id: str) -> None:
+        """Forget a stopped bot without open trades; its trades and equity stay as history."""
+        self._config(principal, bot_id, Role.TRADER)
+        status = self.store.get_bot_status(bot_id)
+        if status in (BotStatus.RUNNING, BotStatus.STOPPING_ENTRIES):
+            raise BotStateError(f"bot {bot_id!r} is {status.value}", hint="stop the bot before deleting it")
+        if self.store.open_trades(bot_id):
+            raise BotStateError(f"bot {bot_id!r} has open trades", hint="close its positions first")
+        self.store.delete_bot(bot_id)
+        self.owners.release(bot_id)
+
+    # ------------------------------------------------------------------ state
+    def status(self, principal: Principal, bot_id: str) -> BotStatusOut:
+        self._config(principal, bot_id)
+        own, fleet = self.store.get_kill_switch(bot_id), self.store.get_kill_switch(FLEET_SCOPE)
+        progress = self.store.load_progress(bot_id)
+        return BotStatusOut(
+            bot_id=bot_id,
+            status=self.store.get_bot_status(bot_id),
+            kill_switch=own.name,
+            fleet_kill_switch=fleet.name,
+            effective_kill_switch=max(own, fleet).name,
+            open_trades=len(self.store.open_trades(bot_id)),
+            last_candle_ms=max(progress.values(), default=None),
+            progress=progress,
+        )
+
+    def positions(self, principal: Principal, bot_id: str) -> PositionsOut:
+        """Open trades; unrealized PnL from the last equity snapshot (per trade only when one is open)."""
+        self._config(principal, bot_id)
+        trades = self.store.open_trades(bot_id)
+        last = self.store.equity_history(bot_id, limit=1)
+        snapshot = last[0] if last else None
+        # Snapshots hold the bot's total, not marks per pair: it is one trade's only when that trade was
+        # the only one open when the snapshot was taken.
+        single = snapshot is not None and len(trades) == 1 and snapshot.ts_ms >= trades[0].open_ms
+        return PositionsOut(
+            bot_id=bot_id,
+            as_of_ms=snapshot.ts_ms if snapshot else None,
+            unrealized_total=snapshot.unrealized if snapshot else None,
+            positions=[
+                PositionOut(
+                    trade_id=t.id or 0,
+                    pair=t.pair,
+                    open_ms=t.open_ms,
+                    open_rate=t.open_rate,
+                    amount=t.amount,
+                    cost=t.cost,
+                    stop_price=t.stop_price,
+                    enter_tag=t.enter_tag,
+                    unrealized_pnl=snapshot.unrealized if single and snapshot else None,
+                )
+                for t in trades
+            ],
+        )
+
+    def trades(
+        self,
+        principal: Principal,
+        bot_id: str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        pair: str | None = None,
+        exit_reason: str | None = None,
+    ) -> TradesPage:
+        """Closed trades, newest first, filtered by pair and exit reason, one page at a time."""
+        self._config(principal, bot_id)
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise BotValidationError(f"limit must be 1-{MAX_PAGE} and offset at least 0")
+        found = [
+            t
+            for t in reversed(self.store.closed_trades(bot_id))
+            if (pair is None or t.pair == pair) and (exit_reason is None or t.exit_reason == exit_reason)
+        ]
+        page = found[offset : offset + limit]
+        return TradesPage(bot_id=bot_id, total=len(found), limit=limit, offset=offset, trades=_trades_out(page))
+
+    def performance(self, principal: Principal, bot_id: str) -> PerformanceOut:
+        self._config(principal, bot_id)
+        closed = self.store.closed_trades(bot_id)
+        by_pair: dict[str, list[Trade]] = defaultdict(list)
+        for trade in closed:
+            by_pair[trade.pair].append(trade)
+        pairs = sorted((_performance(p, ts) for p, ts in by_pair.items()), key=lambda p: (-p.profit_abs, p.pair))
+        total = _performance("*", closed)
+        return PerformanceOut(
+            bot_id=bot_id,
+            trades=total.trades,
+            wins=total.wins,
+            win_rate=total.win_rate,
+            profit_abs=total.profit_abs,
+            profit_ratio=total.profit_ratio,
+            pairs=pairs,
+        )
+
+    def equity(self, principal: Principal, bot_id: str, limit: int = 1000) -> list[EquityPoint]:
+        """The most recent ``limit`` equity snapshots, oldest first."""
+        self._config(principal, bot_id)
+        return [
+            EquityPoint(
+                ts_ms=s.ts_ms,
+                cash=s.cash,
+                equity=s.equity,
+                realized=s.realized,
+                unrealized=s.unrealized,
+                fees_paid=s.fees_paid,
+            )
+            for s in self.store.equity_history(bot_id, limit=limit)
+        ]
+
+    # ------------------------------------------------------------------ controls
+    def stop_entries(self, principal: Principal, bot_id: str) -> BotStatusOut:
+        """Stop opening trades (exits go on); kept as the bot's wanted status across restarts."""
+        self._config(principal, bot_id, Role.TRADER)
+        self._require_started(bot_id)
+        self.store.set_bot_status(bot_id, BotStatus.STOPPING_ENTRIES)
+        return self.status(principal, bot_id)
+
+    def resume(self, principal: Principal, bot_id: str) -> BotStatusOut:
+        """Open trades again after :meth:`stop_entries` (a kill switch still blocks them)."""
+        self._config(principal, bot_id, Role.TRADER)
+        self._require_started(bot_id)
+        self.store.set_bot_status(bot_id, BotStatus.RUNNING)
+        return self.status(principal, bot_id)
+
+    def _require_started(self, bot_id: str) -> None:
+        status = self.store.get_bot_status(bot_id)
+        if status not in (BotStatus.RUNNING, BotStatus.STOPPING_ENTRIES):
+            raise BotStateError(f"bot {bot_id!r} is {status.value}", hint="start the bot first")
+
+    def emergency_stop(
+        self, principal: Principal, bot_id: str, level: KillLevelName, reason: str = ""
+    ) -> KillSwitchOut:
+        """Raise the bot's kill switch to ``level`` (never lowers it); the fleet applies it within a second."""
+        self._config(principal, bot_id, Role.TRADER)
+        wanted = KillSwitchLevel[level]
+        current = self.store.get_kill_switch(bot_id)
+        if wanted > current:
+            self.store.set_kill_switch(bot_id, wanted, principal.username, reason or "emergency stop")
+        return self._kill_out(bot_id, max(wanted, current), principal, reason)
+
+    def clear_kill_switch(self, principal: Principal, bot_id: str, reason: str = "") -> KillSwitchOut:
+        """Set the bot's kill switch back to NONE (admins)."""
+        self._config(principal, bot_id, Role.ADMIN)
+        self.store.set_kill_switch(bot_id, KillSwitchLevel.NONE, principal.username, reason or "cleared")
+        return self._kill_out(bot_id, KillSwitchLevel.NONE, principal, reason or "cleared")
+
+    @staticmethod
+    def _kill_out(bot_id: str, level: KillSwitchLevel, principal: Principal, reason: str) -> KillSwitchOut:
+        return KillSwitchOut(bot_id=bot_id, level=level.name, actor=principal.username, reason=reason)
+
+
+def _validated(values: dict[str, Any]) -> BotConfig:
+    """Build the core BotConfig, turning its failures into a 422 with one entry per offending field."""
+    try:
+        config = BotConfig.model_validate(values)
+    except ValidationError as exc:
+        errors = [
+            {"loc": [str(p) for p in err["loc"]], "message": err["msg"], "type": err["type"]} for err in exc.errors()
+        ]
+        raise BotValidationError("the bot is invalid", details={"errors": errors}) from None
+    wrong = [p for p in config.pairs if p.split("/")[1] != config.quote_currency]
+    if wrong:
+        raise BotValidationError(
+            f"pairs {', '.join(wrong)} are not quoted in {config.quote_currency}",
+            hint="give the bot pairs with one quote currency (set quote_currency to match)",
+        )
+    return config
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``patch`` into ``base``, nested settings key by key."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _trades_out(trades: Iterable[Trade]) -> list[TradeOut]:
+    return [
+        TradeOut(
+            trade_id=t.id or 0,
+            pair=t.pair,
+            is_open=t.is_open,
+            open_ms=t.open_ms,
+            close_ms=t.close_ms,
+            open_rate=t.open_rate,
+            close_rate=t.close_rate,
+            amount=t.amount,
+            fee_open=t.fee_open,
+            fee_close=t.fee_close,
+            profit_abs=t.profit_abs,
+            profit_ratio=t.profit_ratio,
+            enter_tag=t.enter_tag,
+            exit_reason=t.exit_reason,
+        )
+        for t in trades
+    ]
+
+
+def _performance(pair: str, trades: list[Trade]) -> PairPerformance:
+    wins = sum(1 for t in trades if t.profit_abs > 0)
+    profit = sum(t.profit_abs for t in trades)
+    cost = sum(t.cost for t in trades)
+    return PairPerformance(
+        pair=pair,
+        trades=len(trades),
+        wins=wins,
+        win_rate=wins / len(trades) if trades else 0.0,
+        profit_abs=profit,
+        profit_ratio=profit / cost if cost else 0.0,
+    )
