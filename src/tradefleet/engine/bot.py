@@ -105,6 +105,7 @@ class BotRuntime:
         self.progress: dict[str, int] = {}
         self.marks: dict[str, float] = {}
         self.status = BotStatus.STOPPED
+        self.reconcile_problems: list[str] = []
         self.kill_level = KillSwitchLevel.NONE
         self.counters = BotCounters()
         self._current: tuple[str, int] | None = None
@@ -153,6 +154,7 @@ class BotRuntime:
         wanted = BotStatus.STOPPING_ENTRIES if wanted is BotStatus.STOPPING_ENTRIES else BotStatus.RUNNING
         # A disagreement with the venue halts entries for this run only; the stored status stays the
         # user's choice, so a clean reconciliation at the next start trades again.
+        self.reconcile_problems = list(report.problems)
         self.status = BotStatus.STOPPING_ENTRIES if report.problems else wanted
         self.store.set_bot_status(self.bot_id, wanted, "; ".join(report.problems))
         self.emit(BotStatusUpdate(bot_id=self.bot_id, ts_ms=self.now_ms(), status=self.status.value))
@@ -554,6 +556,16 @@ class BotRuntime:
                 self._delivered = []
             self._pending_progress = {}
             self._snapshots = []
+
+    def follow_wanted_status(self, wanted: BotStatus) -> None:
+        """Apply a stop-entries or resume asked for while running (a reconcile halt stays until restart)."""
+        if wanted is BotStatus.STOPPING_ENTRIES and self.status is BotStatus.RUNNING:
+            self.status = BotStatus.STOPPING_ENTRIES
+        elif wanted is BotStatus.RUNNING and self.status is BotStatus.STOPPING_ENTRIES and not self.reconcile_problems:
+            self.status = BotStatus.RUNNING
+        else:
+            return
+        self.emit(BotStatusUpdate(bot_id=self.bot_id, ts_ms=self.now_ms(), status=self.status.value))
 
     # -- kill switch -------------------------------------------------------------------------------
     def apply_kill_switch(self, level: KillSwitchLevel, now_open_ms: int | None = None) -> None:

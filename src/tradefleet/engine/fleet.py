@@ -71,8 +71,10 @@ class Fleet:
             self.store.set_state(self.clock_key, str(self.market_ms()))
 
     def check_kill_switches(self) -> None:
+        """Apply kill-switch levels and stop-entries/resume requests stored by the API or the CLI."""
         fleet_level = self.store.get_kill_switch("*")
         for bot in self.bots:
+            bot.follow_wanted_status(self.store.get_bot_status(bot.bot_id))
             level = max(fleet_level, self.store.get_kill_switch(bot.bot_id))
             if level > bot.kill_level:
                 bot.apply_kill_switch(level)

@@ -16,7 +16,7 @@ import pytest
 from tradefleet.adapters.exchanges.simulated import SimulatedVenue
 from tradefleet.bootstrap import Platform, build_paper_fleet, build_platform
 from tradefleet.config import load_settings
-from tradefleet.core.bots import BotConfig
+from tradefleet.core.bots import BotConfig, BotStatus
 from tradefleet.core.errors import LookAheadError
 from tradefleet.core.events import DomainEvent, TradeExecuted
 from tradefleet.core.orders import OrderIntent, OrderStatus
@@ -302,6 +302,21 @@ def test_kill_switch_levels_halt_cancel_and_flatten(harness: Harness) -> None:
     assert harness.sink.trades()[-1].reason == "emergency_flatten"
     harness.run_to(19)
     assert len([t for t in harness.sink.trades() if t.action == "entry"]) == 1, "no entries while halted"
+
+
+def test_stop_entries_and_resume_take_effect_on_a_running_bot(harness: Harness) -> None:
+    rows = flat(20)
+    harness.setup(rows, entries=[3, 9], exits=[6])
+    fleet = harness.build()
+    store = harness.platform.store
+    store.set_bot_status("scripted", BotStatus.STOPPING_ENTRIES)
+    fleet.check_kill_switches()
+    harness.run_to(7)
+    assert harness.sink.trades() == [], "no entry while entries are stopped"
+    store.set_bot_status("scripted", BotStatus.RUNNING)
+    fleet.check_kill_switches()
+    harness.run_to(12)
+    assert [t.ts_ms for t in harness.sink.trades() if t.action == "entry"] == [at(10)]
 
 
 def test_restart_resumes_open_trade_with_its_stop_and_sends_nothing_twice(harness: Harness) -> None:
