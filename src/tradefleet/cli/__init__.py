@@ -37,11 +37,7 @@ def root(
 
 def _register() -> None:
     for module in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"tradefleet.cli.{module}").register(app)
-        except ModuleNotFoundError as exc:  # command groups still being written in this session
-            if exc.name != f"tradefleet.cli.{module}":
-                raise
+        importlib.import_module(f"tradefleet.cli.{module}").register(app)
 
 
 def main() -> None:
