@@ -226,7 +226,6 @@ def build_api(platform: Platform) -> FastAPI:
     from tradefleet.api.health import HealthCheck
     from tradefleet.engine.clock import WallClock
     from tradefleet.services.auth import AuthService, SqlAuthRepository, load_or_create_keys
-    from tradefleet.services.auth.router import SqlUserDirectory
     from tradefleet.services.bots import BotService
 
     settings = platform.settings
@@ -249,7 +248,7 @@ def build_api(platform: Platform) -> FastAPI:
         StaticCheck("gateways"),
         CallableCheck("exchanges", exchanges),
     ]
-    services = ApiServices(auth=auth, users=SqlUserDirectory(engine), store=platform.store, health_checks=checks)
+    services = ApiServices(auth=auth, store=platform.store, health_checks=checks)
     app = create_app(services, on_shutdown=[engine.dispose])
     app.state.bot_service = BotService(platform.store, SqlBotOwners(engine))
     return app

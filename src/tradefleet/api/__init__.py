@@ -2,7 +2,7 @@
 
 Build it in the composition root (``bootstrap.build_api``) and serve it with uvicorn::
 
-    app = create_app(ApiServices(auth=auth, users=users, store=store, health_checks=checks))
+    app = create_app(ApiServices(auth=auth, store=store, health_checks=checks))
 """
 
 from tradefleet.api.app import create_app

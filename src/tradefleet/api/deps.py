@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -20,15 +20,7 @@ from tradefleet.api.health import HealthCheck
 from tradefleet.api.metrics import ApiMetrics
 from tradefleet.core.errors import StorageError
 from tradefleet.core.ports import TradingStore
-from tradefleet.services.auth import AuthError, AuthService, Principal, Role, UserInfo, authorize
-
-
-class UserDirectory(Protocol):
-    """Read access to accounts for the user-management routes."""
-
-    def list_users(self) -> list[UserInfo]: ...
-
-    def user_by_id(self, user_id: int) -> UserInfo | None: ...
+from tradefleet.services.auth import AuthError, AuthService, Principal, Role, authorize
 
 
 @dataclass
@@ -36,7 +28,6 @@ class ApiServices:
     """Everything the routes of one app use, built by the composition root (``bootstrap.build_api``)."""
 
     auth: AuthService
-    users: UserDirectory
     store: TradingStore | None = None
     health_checks: list[HealthCheck] = field(default_factory=list)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
@@ -54,10 +45,6 @@ async def get_auth(services: ServicesDep) -> AuthService:
     return services.auth
 
 
-async def get_users(services: ServicesDep) -> UserDirectory:
-    return services.users
-
-
 async def get_store(services: ServicesDep) -> TradingStore:
     if services.store is None:
         raise StorageError("no trading store in this process", hint="run the API with `tradefleet up` or `serve api`")
@@ -65,7 +52,6 @@ async def get_store(services: ServicesDep) -> TradingStore:
 
 
 AuthDep = Annotated[AuthService, Depends(get_auth)]
-UsersDep = Annotated[UserDirectory, Depends(get_users)]
 StoreDep = Annotated[TradingStore, Depends(get_store)]
 
 _bearer = HTTPBearer(auto_error=False, description="access token, API key (tfk_…) or service token (tfs_…)")

@@ -18,7 +18,6 @@ from tradefleet.api import ApiServices, DatabaseCheck, StaticCheck, create_app
 from tradefleet.cli.serve import make_server
 from tradefleet.engine.clock import SimClock
 from tradefleet.services.auth import AuthService, PasswordHasher, SqlAuthRepository, load_or_create_keys
-from tradefleet.services.auth.router import SqlUserDirectory
 
 CHEAP = argon2.Parameters(
     type=argon2.Type.ID, version=19, salt_len=16, hash_len=32, time_cost=1, memory_cost=1024, parallelism=1
@@ -82,7 +81,6 @@ def build_test_app(engine: Engine, data_dir: Path, clock: SimClock) -> tuple[Fas
     auth = AuthService(SqlAuthRepository(engine), load_or_create_keys(data_dir), clock, hasher=PasswordHasher(CHEAP))
     services = ApiServices(
         auth=auth,
-        users=SqlUserDirectory(engine),
         health_checks=[DatabaseCheck(engine), StaticCheck("bus"), StaticCheck("gateways"), StaticCheck("exchanges")],
     )
     return create_app(services), auth

@@ -95,6 +95,11 @@ class SqlAuthRepository:
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
         return _user(row) if row is not None else None
 
+    def list_users(self) -> list[UserRecord]:
+        with self._read("listing users") as conn:
+            rows = conn.execute(select(users).order_by(users.c.id)).all()
+        return [_user(row) for row in rows]
+
     def count_users(self, *, role: Role | None = None, enabled_only: bool = False) -> int:
         query = select(func.count()).select_from(users)
         if role is not None:

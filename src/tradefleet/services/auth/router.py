@@ -11,14 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
 
-from tradefleet.adapters.storage.auth_tables import users as users_table
-from tradefleet.adapters.storage.db import storage_error
-from tradefleet.api.deps import AuthDep, CurrentPrincipal, RequireAdmin, UsersDep
-from tradefleet.services.auth.errors import PermissionDenied, UnknownUserError
-from tradefleet.services.auth.repository import Role, SqlAuthRepository
+from tradefleet.api.deps import AuthDep, CurrentPrincipal, RequireAdmin
+from tradefleet.services.auth.errors import PermissionDenied
+from tradefleet.services.auth.repository import Role
 from tradefleet.services.auth.service import KeyInfo, TokenPair, UserInfo
 
 _MAX_SECRET = 4096  # bodies are bounded; the service refuses over-long passwords without hashing them
@@ -146,21 +142,17 @@ def create_user(body: UserCreate, admin: RequireAdmin, auth: AuthDep) -> UserOut
 
 
 @router.get("/users")
-def list_users(_admin: RequireAdmin, users: UsersDep) -> list[UserOut]:
+def list_users(_admin: RequireAdmin, auth: AuthDep) -> list[UserOut]:
     """List every account (admins)."""
-    return [_user_out(u) for u in users.list_users()]
+    return [_user_out(u) for u in auth.list_users()]
 
 
 @router.patch("/users/{user_id}/role")
-def change_role(
-    user_id: Annotated[int, Path(ge=1)], body: RoleChange, admin: RequireAdmin, auth: AuthDep, users: UsersDep
-) -> UserOut:
+def change_role(user_id: Annotated[int, Path(ge=1)], body: RoleChange, admin: RequireAdmin, auth: AuthDep) -> UserOut:
     """Give another user a role (admins; nobody sets their own)."""
     if admin.user_id == user_id:
         raise PermissionDenied("you cannot change your own role", hint="ask another admin")
-    target = users.user_by_id(user_id)
-    if target is None:
-        raise UnknownUserError(f"no user with id {user_id}")
+    target = auth.user_by_id(user_id)
     return _user_out(auth.change_role(admin, target.username, body.role))
 
 
@@ -182,31 +174,3 @@ def revoke_api_key(key_id: Annotated[int, Path(ge=1)], principal: CurrentPrincip
     """Revoke one of your API keys (admins: anyone's)."""
     auth.revoke_api_key(principal, key_id)
     return Response(status_code=204)
-
-
-class SqlUserDirectory:
-    """Read accounts for the user routes.
-
-    Stopgap: ``AuthService`` has no ``list_users``/``user_by_id`` yet; these belong there (and the query in
-    ``SqlAuthRepository``). Kept here, read-only, until the service grows them.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._repo = SqlAuthRepository(engine)
-
-    def list_users(self) -> list[UserInfo]:
-        t = users_table.c
-        query = select(t.id, t.username, t.role, t.created_ms, t.disabled).order_by(t.id)
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(query).all()
-        except SQLAlchemyError as exc:
-            raise storage_error("listing users", exc) from exc
-        return [UserInfo(int(r.id), r.username, Role(r.role), int(r.created_ms), bool(r.disabled)) for r in rows]
-
-    def user_by_id(self, user_id: int) -> UserInfo | None:
-        record = self._repo.user_by_id(user_id)
-        if record is None:
-            return None
-        return UserInfo(record.id, record.username, record.role, record.created_ms, record.disabled)

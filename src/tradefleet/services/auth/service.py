@@ -195,6 +195,16 @@ class AuthService:
         log.info("user created", extra={"username": name, "role": user_role.value})
         return _info(record)
 
+    def list_users(self) -> list[UserInfo]:
+        """Return every account, oldest first (admin views)."""
+        return [_info(user) for user in self._repo.list_users()]
+
+    def user_by_id(self, user_id: int) -> UserInfo:
+        user = self._repo.user_by_id(user_id)
+        if user is None:
+            raise UnknownUserError(f"no user with id {user_id}", hint="list users with GET /api/v1/users")
+        return _info(user)
+
     def get_user(self, username: str) -> UserInfo:
         user = self._repo.user_by_name(_normalize(username))
         if user is None:
