@@ -29,6 +29,7 @@ from tradefleet.engine.bot import BotRuntime
 from tradefleet.engine.clock import AcceleratedClock
 from tradefleet.engine.fleet import Fleet
 from tradefleet.engine.hub import MarketDataHub
+from tradefleet.services.backtest.data import find_series
 from tradefleet.services.hyperopt.saved import apply_saved_overrides, load_saved_params
 from tradefleet.strategies.loader import load_strategy
 
@@ -79,12 +80,14 @@ class _RoutedSource:
 def ensure_market_data(platform: Platform, pairs: list[str], timeframe: str) -> dict[str, str]:
     """Return pair → exchange folder for replay; generate a labelled synthetic market where none is stored."""
     routes: dict[str, str] = {}
-    stored = {(s.pair, s.timeframe): s.exchange for s in platform.candles.list_series()}
+    listed = platform.candles.list_series()
     sim = platform.settings.simulated
     for pair in pairs:
-        if (pair, timeframe) in stored:
-            routes[pair] = stored[(pair, timeframe)]
+        try:  # the rule backtests use: real candles before synthetic ones
+            routes[pair] = find_series(platform.candles, pair, timeframe, series=listed).exchange
             continue
+        except DataNotFoundError:
+            pass
         tf_ms = timeframe_to_ms(timeframe)
         n = int(sim.synthetic_days * 86_400_000 // tf_ms)
         start = pd.Timestamp("2024-01-01", tz="UTC").value // 1_000_000
