@@ -5,8 +5,13 @@ Later roles (API, gateway, AI service) are added as further builders over the sa
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import time
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,7 +31,7 @@ from tradefleet.core.lookahead import check_lookahead
 from tradefleet.core.ports import Clock, EventSink
 from tradefleet.core.strategy import IStrategy
 from tradefleet.engine.bot import BotRuntime
-from tradefleet.engine.clock import AcceleratedClock
+from tradefleet.engine.clock import AcceleratedClock, AnchoredClock
 from tradefleet.engine.fleet import Fleet
 from tradefleet.engine.hub import MarketDataHub
 from tradefleet.services.backtest.data import find_series
@@ -35,6 +40,10 @@ from tradefleet.strategies.loader import load_strategy
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from tradefleet.adapters.storage.leases import SqlLeases
+    from tradefleet.core.bus import EventBus
+    from tradefleet.services.gateway import Gateway, Hosted
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +59,13 @@ class Platform:
     store: SqlTradingStore
     candles: CandleStore
     venues: dict[str, SimulatedVenue] = field(default_factory=dict)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         for venue in self.venues.values():
             venue.close()
+        for close in self.closers:
+            close()
         self.store.close()
 
 
@@ -97,6 +109,18 @@ def ensure_market_data(platform: Platform, pairs: list[str], timeframe: str) -> 
         log.info("generated %d synthetic %s %s candles (seed %d)", n, pair, timeframe, seed)
         routes[pair] = SIM_EXCHANGE
     return routes
+
+
+@contextmanager
+def candles_lock(platform: Platform) -> Iterator[None]:
+    """Hold the data directory's candle lock (processes generating the same synthetic market take turns)."""
+    path = platform.settings.data_dir / "candles.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_bot_strategies(settings: Settings, bots: list[BotConfig]) -> dict[str, IStrategy]:
@@ -217,19 +241,169 @@ def check_quotes(config: BotConfig) -> None:
         )
 
 
-def build_api(platform: Platform) -> FastAPI:
+class _PairSource:
+    """Candle source reading each (pair, timeframe) from the exchange folder routed for it."""
+
+    def __init__(self, candles: CandleStore) -> None:
+        self.candles_store = candles
+        self.routes: dict[tuple[str, str], str] = {}
+
+    def candles(self, pair: str, timeframe: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+        exchange = self.routes[(pair, timeframe)]
+        return self.candles_store.source(exchange).candles(pair, timeframe, start_ms, end_ms)
+
+
+class PaperRuntimeFactory:
+    """Builds paper bots for a gateway: strategy, a simulated account with its own ledger, the runtime.
+
+    Each bot has its own venue ledger (``sim/bots/<bot_id>.sqlite``), so a bot taken over by another gateway
+    finds its exchange account, orders and stops where the last gateway left them.
+    """
+
+    def __init__(self, platform: Platform, clock: Clock, *, check_causal: bool = True) -> None:
+        self.platform = platform
+        self._clock = clock
+        self._source = _PairSource(platform.candles)
+        self.check_causal = check_causal
+
+    def source(self) -> _PairSource:
+        return self._source
+
+    def clock(self) -> Clock:
+        return self._clock
+
+    def build(self, config: BotConfig, sink: EventSink) -> Hosted:
+        from tradefleet.services.gateway import Hosted
+
+        if config.mode == "live":
+            raise ConfigError(
+                f"bot {config.bot_id} is a live bot; this gateway runs paper bots on the simulated exchange",
+                hint="live trading through ccxt is not wired into gateways yet; use mode 'paper'",
+            )
+        settings, store = self.platform.settings, self.platform.store
+        strategy = load_bot_strategies(settings, [config])[config.bot_id]
+        with candles_lock(self.platform):
+            routes = ensure_market_data(self.platform, list(config.pairs), config.timeframe)
+        for pair, exchange in routes.items():
+            self._source.routes[(pair, config.timeframe)] = exchange
+        if self.check_causal:
+            first = config.pairs[0]
+            check_strategy_causal(strategy, self.platform.candles.read(routes[first], first, config.timeframe))
+        sim = settings.simulated
+        markets = {p: default_market(p, taker_fee=sim.taker_fee, maker_fee=sim.maker_fee) for p in config.pairs}
+        venue = SimulatedVenue(
+            markets,
+            clock=self._clock,
+            ledger_path=settings.data_dir / "sim" / "bots" / f"{config.bot_id}.sqlite",
+            settings=SimSettings(slippage_bps=sim.slippage_bps, default_taker_fee=sim.taker_fee),
+        )
+        try:
+            tf_ms = timeframe_to_ms(config.timeframe)
+            for pair, last in store.load_progress(config.bot_id).items():
+                venue.market_ms[pair] = last + tf_ms  # orders placed while reconciling meet the replayed candles
+            account = venue.open_account(config.bot_id, {config.quote_currency: config.starting_balance})
+            runtime = BotRuntime(config, strategy, account, store, self._clock, sink, sink_delivers=False)
+        except BaseException:
+            venue.close()
+            raise
+        return Hosted(runtime=runtime, drivers={p: venue.on_candle for p in config.pairs}, close=venue.close)
+
+
+GATEWAY_CLOCK_KEY = "gateway.clock"
+GATEWAY_MARKET_KEY = "gateway.market_ms"
+DEFAULT_MARKET_START = "2024-01-08"
+
+
+def shared_paper_clock(platform: Platform, leases: SqlLeases, speed: float, ttl_s: float) -> AnchoredClock:
+    """Return the market clock every gateway shares (adopted from a live gateway, else anchored now).
+
+    With no gateway alive the market resumes where the gateways last left it, so a restart loses no candle.
+    """
+    store = platform.store
+    saved = store.get_state(GATEWAY_CLOCK_KEY)
+    if saved and leases.gateways(alive_within_ms=int(ttl_s * 1000)):
+        anchor = json.loads(saved)
+        return AnchoredClock(int(anchor["wall_origin_ms"]), int(anchor["market_origin_ms"]), float(anchor["speed"]))
+    market = store.get_state(GATEWAY_MARKET_KEY)
+    start = int(market) if market else _first_market_ms(platform)
+    clock = AnchoredClock(time.time_ns() // 1_000_000, start, speed)
+    anchor = {"wall_origin_ms": clock.wall_origin_ms, "market_origin_ms": start, "speed": speed}
+    store.set_state(GATEWAY_CLOCK_KEY, json.dumps(anchor))
+    return clock
+
+
+def _first_market_ms(platform: Platform) -> int:
+    """Where a fresh platform's market starts: after enough history for the stored bots' indicators."""
+    bots = platform.store.list_bots()
+    starts = []
+    for tf in sorted({b.timeframe for b in bots}):
+        with candles_lock(platform):
+            routes = ensure_market_data(platform, sorted({p for b in bots if b.timeframe == tf for p in b.pairs}), tf)
+        starts.append(paper_start_ms([platform.candles.read(ex, p, tf) for p, ex in routes.items()], tf))
+    return max(starts) if starts else int(pd.Timestamp(DEFAULT_MARKET_START, tz="UTC").value // 1_000_000)
+
+
+def build_bus(settings: Settings) -> EventBus:
+    """Return the Redis Streams bus when ``REDIS_URL`` (redis.url) is set, else the in-process bus."""
+    from tradefleet.adapters.bus import make_bus
+
+    return make_bus(settings.redis.url)
+
+
+def build_gateway(
+    platform: Platform,
+    bus: EventBus,
+    *,
+    gateway_id: str | None = None,
+    capacity: int = 100,
+    lease_ttl_s: float = 10.0,
+    speed: float | None = None,
+    printer: EventSink | None = None,
+) -> Gateway:
+    """Build a gateway hosting paper bots over ``platform``'s database and ``bus``."""
+    from tradefleet.adapters.storage.db import make_engine
+    from tradefleet.adapters.storage.leases import SqlBotLogs, SqlLeases
+    from tradefleet.services.gateway import Gateway, GatewayConfig
+
+    engine = make_engine(platform.settings.database_url)
+    leases = SqlLeases(engine)
+    clock = shared_paper_clock(platform, leases, speed or platform.settings.paper.speed, lease_ttl_s)
+    config = GatewayConfig(capacity=capacity, lease_ttl_s=lease_ttl_s, heartbeat_s=min(2.0, lease_ttl_s / 4))
+    if gateway_id:
+        config = GatewayConfig(
+            gateway_id=gateway_id, capacity=capacity, lease_ttl_s=lease_ttl_s, heartbeat_s=config.heartbeat_s
+        )
+    gateway = Gateway(
+        config,
+        platform.store,
+        leases,
+        bus,
+        PaperRuntimeFactory(platform, clock),
+        logs=SqlBotLogs(engine),
+        printer=printer,
+        market_key=GATEWAY_MARKET_KEY,
+    )
+    platform.closers.append(engine.dispose)
+    return gateway
+
+
+def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:
     """Build the management API over ``platform``: auth on its own engine, health checks, metrics.
 
-    The app's lifespan disposes of the engine it opened; the platform stays the caller's to close. The
-    auth service is ``app.state.services.auth`` (the caller runs ``ensure_admin`` and prints its password).
+    With ``bus``, bot commands (start, stop, forced orders) reach the gateways and their answers come back
+    through the events feed. The app's lifespan disposes of the engine it opened; the platform stays the
+    caller's to close. The auth service is ``app.state.services.auth`` (the caller runs ``ensure_admin``
+    and prints its password).
     """
     from tradefleet.adapters.storage.db import make_engine
+    from tradefleet.adapters.storage.leases import SqlBotLogs, SqlLeases
     from tradefleet.adapters.storage.owner_tables import SqlBotOwners
     from tradefleet.api import ApiServices, CallableCheck, DatabaseCheck, StaticCheck, create_app
     from tradefleet.api.health import HealthCheck
     from tradefleet.engine.clock import WallClock
     from tradefleet.services.auth import AuthService, SqlAuthRepository, load_or_create_keys
     from tradefleet.services.bots import BotService
+    from tradefleet.services.gateway import BusCommands, CommandReplies
 
     settings = platform.settings
     engine = make_engine(settings.database_url)
@@ -239,19 +413,46 @@ def build_api(platform: Platform) -> FastAPI:
         WallClock(),
         inter_service_token=settings.integrations.inter_service_token,
     )
+    leases = SqlLeases(engine)
+    ttl_ms = 15_000
 
-    def exchanges() -> tuple[bool, str] | None:
-        if not platform.venues:
-            return None
-        return True, "simulated: " + ", ".join(sorted(platform.venues))
+    def gateways() -> tuple[bool, str]:
+        alive = leases.gateways(alive_within_ms=ttl_ms)
+        if not alive:
+            return False, "no gateway alive: bots cannot run"
+        return True, ", ".join(f"{g.gateway_id} ({g.bots} bots)" for g in alive)
 
     checks: list[HealthCheck] = [
         DatabaseCheck(engine, name="storage"),
-        StaticCheck("bus", detail="in-process; no external bus configured"),
-        StaticCheck("gateways"),
-        CallableCheck("exchanges", exchanges),
+        CallableCheck("bus", (lambda: _bus_health(bus)), required=bus is not None),
+        CallableCheck("gateways", gateways),
+        StaticCheck("exchanges", detail="reached by the gateways, not by the API process"),
     ]
+    replies = CommandReplies()
+    commands = BusCommands(bus, replies) if bus is not None else None
     services = ApiServices(auth=auth, store=platform.store, health_checks=checks)
-    app = create_app(services, on_shutdown=[engine.dispose])
-    app.state.bot_service = BotService(platform.store, SqlBotOwners(engine))
+    closers: list[Callable[[], None]] = [engine.dispose]
+    feed = None
+    if bus is not None:  # live events for /ws and the gateways' answers to commands
+        from tradefleet.services.events import EventsFeed
+
+        feed = EventsFeed(bus)
+        feed.add_listener(replies)
+        feed.start()
+        closers.insert(0, feed.stop)
+    app = create_app(services, on_shutdown=closers)
+    app.state.events_feed = feed
+    app.state.bot_service = BotService(
+        platform.store, SqlBotOwners(engine), commands=commands, logs=SqlBotLogs(engine), holders=leases
+    )
+    app.state.command_replies = replies
     return app
+
+
+def _bus_health(bus: EventBus | None) -> tuple[bool, str] | None:
+    if bus is None:
+        return None
+    from tradefleet.core.bus import EVENTS_STREAM
+
+    kind = type(bus).__name__
+    return True, f"{kind}: {bus.length(EVENTS_STREAM)} events retained"

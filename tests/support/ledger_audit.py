@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ EXPECTED_LEDGER_STATUS = {
 REL_TOL = 1e-9  # prices and fees: float noise only
 QUOTE_TOL = 1e-6  # quote balances (thousands): summing hundreds of trades stays far below a micro-unit
 AMOUNT_TOL = 1e-9  # base amounts: a tenth of the venue's 1e-8 step, so being one step off always shows
+LEDGER = "_ledger"  # the key naming the file each ledger row came from (order and fill ids restart per file)
 
 
 def _close(a: float, b: float, *, rel: float = REL_TOL, abs_tol: float = 1e-12) -> bool:
@@ -152,6 +154,23 @@ def _read_ledger(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return orders, fills, balances
 
 
+def _read_ledgers(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read and merge several ledgers; every row is tagged with its file (``LEDGER``) as ids restart per file."""
+    orders: list[dict[str, Any]] = []
+    fills: list[dict[str, Any]] = []
+    balances: list[dict[str, Any]] = []
+    for path in paths:
+        rows = _read_ledger(path)
+        for merged, part in zip((orders, fills, balances), rows, strict=True):
+            merged.extend({**row, LEDGER: str(path)} for row in part)
+    return orders, fills, balances
+
+
+def venue_trade_id(fill: dict[str, Any]) -> str:
+    """The trade id the simulated venue reports for a ledger fill row (``account:sequence``)."""
+    return f"{fill['account']}:{fill['trade_id']}"
+
+
 def _read_db(database_url: str) -> dict[str, list[dict[str, Any]]]:
     engine = make_engine(database_url)
     try:
@@ -171,19 +190,21 @@ def _read_db(database_url: str) -> dict[str, list[dict[str, Any]]]:
 
 # ---------------------------------------------------------------------------------------------- audit
 def audit(
-    ledger_path: str | Path,
+    ledger_path: str | Path | Sequence[str | Path],
     database_url: str,
     *,
     starting_balances: dict[str, float] | None = None,
     exchange: str = "simulated",
 ) -> AuditResult:
-    """Compare the venue ledger at ``ledger_path`` with the database at ``database_url``.
+    """Compare the venue ledger at ``ledger_path`` (or several, e.g. one per bot) with the database.
 
     ``starting_balances`` (bot id → quote funded at account opening) defaults to each bot's configured
     ``starting_balance`` in the ``bots`` table. Only bots that have a ledger account are checked for
-    positions; every database order and ledger order is checked.
+    positions; every database order and ledger order is checked. Several ledgers are merged: their accounts
+    must not overlap (an account found in two ledgers is a position mismatch).
     """
-    l_orders, l_fills, l_balances = _read_ledger(Path(ledger_path))
+    paths = [ledger_path] if isinstance(ledger_path, str | Path) else list(ledger_path)
+    l_orders, l_fills, l_balances = _read_ledgers([Path(p) for p in paths])
     db = _read_db(database_url)
     result = AuditResult(
         ledger_orders=len(l_orders),
@@ -296,9 +317,9 @@ def _check_fills(
     db_fills: list[dict[str, Any]],
     exchange: str,
 ) -> None:
-    venue_fills: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    venue_fills: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for fill in l_fills:
-        venue_fills[fill["order_id"]].append(fill)
+        venue_fills[(fill[LEDGER], fill["order_id"])].append(fill)
     ours: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for fill in db_fills:
         if fill["exchange"] != exchange:
@@ -319,7 +340,7 @@ def _check_fills(
                     f"{_describe(order)} has database fills but no venue order",
                 )
             continue
-        theirs = {str(f["trade_id"]): f for f in venue_fills.get(venue["id"], [])}
+        theirs = {venue_trade_id(f): f for f in venue_fills.get((venue[LEDGER], venue["id"]), [])}
         mine = {f["trade_id"]: f for f in ours.get(coid, [])}
         if order["status"] in UNRESOLVED:
             continue  # reported as unresolved; fills arrive with the resolution
@@ -403,8 +424,13 @@ def _check_positions(
     starting_balances: dict[str, float] | None,
 ) -> None:
     balances: dict[str, dict[str, float]] = defaultdict(dict)
+    ledgers: dict[str, set[str]] = defaultdict(set)
     for row in l_balances:
         balances[row["account"]][row["currency"]] = row["free"] + row["used"]
+        ledgers[row["account"]].add(row[LEDGER])
+    for account, files in sorted(ledgers.items()):
+        if len(files) > 1:
+            result.position_mismatches.append(f"venue account {account} is in {len(files)} ledgers: {sorted(files)}")
     configs = {b["bot_id"]: b["config"] for b in db["bots"]}
     trades_by_bot: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for tr in db["trades"]:

@@ -14,7 +14,7 @@ from tradefleet import __version__
 from tradefleet.api.deps import ApiServices, ServicesDep
 from tradefleet.api.errors import error_response, install_error_handlers, request_id_of
 from tradefleet.api.health import run_checks
-from tradefleet.api.middleware import RequestContextMiddleware
+from tradefleet.api.middleware import AuditMiddleware, RequestContextMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,29 @@ def create_app(
     app = FastAPI(title=title, version=__version__, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware, services=services)  # inside the next one: it needs the request id
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     app.include_router(_operations_router())
 
+    from tradefleet.api.ws import router as ws_router
+    from tradefleet.services.audit.router import router as audit_router
     from tradefleet.services.auth.router import aliases as auth_aliases
     from tradefleet.services.auth.router import router as auth_router
+    from tradefleet.services.bots.aliases import router as bots_aliases
     from tradefleet.services.bots.router import router as bots_router
+    from tradefleet.services.credentials.router import router as credentials_router
+    from tradefleet.services.ftcompat.router import router as ft_router
+    from tradefleet.services.market.router import router as market_router
 
     app.include_router(auth_router)
     app.include_router(auth_aliases)
     app.include_router(bots_router)
+    app.include_router(bots_aliases)  # the trading-engine paths: /api/status, /api/positions, …
+    app.include_router(ws_router)  # WebSocket /ws
+    app.include_router(credentials_router)
+    app.include_router(audit_router)
+    app.include_router(market_router)
+    app.include_router(ft_router)  # Freqtrade REST API per bot: /ft/{bot_id}/api/v1
     return app
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -22,6 +22,9 @@ from tradefleet.core.errors import StorageError
 from tradefleet.core.ports import TradingStore
 from tradefleet.services.auth import AuthError, AuthService, Principal, Role, authorize
 
+if TYPE_CHECKING:
+    from tradefleet.services.audit import AuditLog
+
 
 @dataclass
 class ApiServices:
@@ -31,6 +34,7 @@ class ApiServices:
     store: TradingStore | None = None
     health_checks: list[HealthCheck] = field(default_factory=list)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    audit: AuditLog | None = None  # where every state-changing request is recorded (None: not recorded)
 
 
 async def get_services(request: Request) -> ApiServices:
@@ -59,16 +63,23 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key
 
 
 def current_principal(
+    request: Request,
     auth: AuthDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
-    """Resolve the caller from ``X-API-Key`` or the bearer credential; 401 when neither is valid."""
+    """Resolve the caller from ``X-API-Key`` or the bearer credential; 401 when neither is valid.
+
+    The caller is also kept as ``request.state.principal``, for the audit log to say who acted.
+    """
     if api_key:
-        return auth.verify_api_key(api_key)
-    if bearer is not None:
-        return auth.verify_bearer(bearer.credentials)
-    raise AuthError("authentication required")
+        principal = auth.verify_api_key(api_key)
+    elif bearer is not None:
+        principal = auth.verify_bearer(bearer.credentials)
+    else:
+        raise AuthError("authentication required")
+    request.state.principal = principal
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -34,6 +34,11 @@ class ApiMetrics:
         self.in_flight = Gauge(
             "tradefleet_http_requests_in_flight", "HTTP requests being answered.", registry=self.registry
         )
+        self.audit_failures = Counter(
+            "tradefleet_audit_write_failures",
+            "State-changing requests whose audit log row could not be written (the request itself stood).",
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record one answered request."""

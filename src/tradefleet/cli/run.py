@@ -107,20 +107,30 @@ def _run_fleet(
 def _run_fleet_and_api(
     settings: Any, bots: list[BotConfig], name: str, speed: float, until_ms: int | None, port: int
 ) -> None:
-    """Run the fleet in a background thread and the API in this one; a signal stops both, fleet last."""
-    from tradefleet.bootstrap import build_api, build_paper_fleet, build_platform
+    """Run the platform in one process: an in-process gateway hosting the bots, and the API in this thread."""
+    from tradefleet.bootstrap import build_api, build_bus, build_gateway, build_platform
     from tradefleet.cli.serve import announce_admin, listen, make_server, on_stop_signals
+    from tradefleet.core.bots import BotStatus
 
+    if until_ms is not None:
+        raise fail("--until replays to a date without the API; add --no-api")
     host = settings.api.host
     sock = listen(host, port)
     platform = build_platform(settings)
+    bus = build_bus(settings)
     try:
-        app = build_api(platform)
+        app = build_api(platform, bus)
         announce_admin(app.state.services.auth)  # first: a bad TRADEFLEET_ADMIN_PASSWORD fails fast
-        fleet = build_paper_fleet(platform, bots, name=name, speed=speed, sink=TradePrinter())
+        store = platform.store
+        for config in bots:  # configured bots run unless a user stopped them through the API
+            if store.get_bot(config.bot_id) is None:
+                store.save_bot(config)
+                store.set_bot_status(config.bot_id, BotStatus.RUNNING, "configured in tradefleet.toml")
+            elif store.get_bot(config.bot_id) != config:
+                store.save_bot(config)
+        gateway = build_gateway(platform, bus, gateway_id=f"{name}-local", speed=speed, printer=TradePrinter())
         server = make_server(app, host, port)
         stop = threading.Event()
-        fleet.stop_event = stop
         outcome: dict[str, Any] = {}
 
         def stop_all() -> None:
@@ -129,19 +139,19 @@ def _run_fleet_and_api(
 
         def drive() -> None:
             try:
-                outcome["reason"] = fleet.run(until_ms=until_ms)
+                gateway.run(stop)
             except BaseException as exc:  # re-raised in the main thread once the server is down
                 outcome["error"] = exc
             finally:
-                server.should_exit = True  # a fleet that ends (--until, error) takes the API down with it
+                server.should_exit = True  # a gateway that fails takes the API down with it
 
         on_stop_signals(stop_all, server)
         typer.echo(
-            f"TradeFleet paper fleet '{name}': {len(bots)} bot(s) at {speed:g}x on the simulated exchange; "
-            f"state in {settings.data_dir}. Ctrl-C stops."
+            f"TradeFleet paper fleet '{name}': {len(bots)} configured bot(s) at {speed:g}x on the simulated "
+            f"exchange; state in {settings.data_dir}. Ctrl-C stops."
         )
         typer.echo(f"API on http://{host}:{port} (docs at /docs, health at /health).")
-        runner = threading.Thread(target=drive, name=f"fleet-{name}", daemon=True)
+        runner = threading.Thread(target=drive, name=f"gateway-{name}", daemon=True)
         runner.start()
         try:
             server.run(sockets=[sock])
@@ -153,12 +163,20 @@ def _run_fleet_and_api(
         runner.join()
         if "error" in outcome:
             raise outcome["error"]
-        fleet.shutdown()
-        _summary(fleet)
-        typer.echo(f"stopped: {outcome.get('reason', 'stopped')}")
+        _store_summary(store)
+        typer.echo("stopped: stopped")
     finally:
         sock.close()
+        bus.close()
         platform.close()
+
+
+def _store_summary(store: Any) -> None:
+    typer.echo(f"{'bot':<20}{'trades':>8}{'open':>6}{'realized':>14}")
+    for config in store.list_bots():
+        closed = store.closed_trades(config.bot_id)
+        realized = sum(t.profit_abs for t in closed)
+        typer.echo(f"{config.bot_id:<20}{len(closed):>8}{len(store.open_trades(config.bot_id)):>6}{realized:>14.4f}")
 
 
 def _parse_until(until: str | None) -> int | None:

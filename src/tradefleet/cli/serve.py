@@ -86,8 +86,8 @@ def api(
     host: Annotated[str | None, typer.Option(help="address to listen on (default api.host)")] = None,
     port: Annotated[int | None, typer.Option(help="port to listen on (default api.port)", min=1, max=65535)] = None,
 ) -> None:
-    """Serve the management API (auth, users, health, metrics) on the configured database."""
-    from tradefleet.bootstrap import build_api, build_platform
+    """Serve the management API (auth, users, bots, health, metrics) on the configured database and bus."""
+    from tradefleet.bootstrap import build_api, build_bus, build_platform
     from tradefleet.logs import configure_logging
 
     settings = settings_from(ctx)
@@ -95,8 +95,9 @@ def api(
     bind_host, bind_port = host or settings.api.host, port or settings.api.port
     sock = listen(bind_host, bind_port)
     platform = build_platform(settings)
+    bus = build_bus(settings)
     try:
-        app = build_api(platform)
+        app = build_api(platform, bus)
         announce_admin(app.state.services.auth)
         server = make_server(app, bind_host, bind_port)
         on_stop_signals(lambda: setattr(server, "should_exit", True), server)
@@ -107,9 +108,43 @@ def api(
             raise fail("the API server failed to start; see the log above") from None
     finally:
         sock.close()
+        bus.close()
+        platform.close()
+
+
+@handle_errors
+def gateway(
+    ctx: typer.Context,
+    gateway_id: Annotated[str | None, typer.Option("--id", help="gateway id (default host-pid)")] = None,
+    capacity: Annotated[int, typer.Option(help="bots this gateway may hold", min=1)] = 100,
+    lease_ttl: Annotated[float, typer.Option(help="seconds a lease lives without a heartbeat", min=1.0)] = 10.0,
+) -> None:
+    """Host bots: claim them by lease, run them, obey commands from the bus (needs REDIS_URL to scale out)."""
+    import threading
+
+    from tradefleet.bootstrap import build_bus, build_gateway, build_platform
+    from tradefleet.logs import configure_logging
+
+    settings = settings_from(ctx)
+    configure_logging(settings.log.level, settings.log.json)
+    if not settings.redis.url:
+        typer.echo("warning: no REDIS_URL: commands from API processes cannot reach this gateway", err=True)
+    platform = build_platform(settings)
+    bus = build_bus(settings)
+    try:
+        host = build_gateway(platform, bus, gateway_id=gateway_id, capacity=capacity, lease_ttl_s=lease_ttl)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        typer.echo(f"TradeFleet gateway {host.id}: up to {capacity} bots, lease {lease_ttl:g}s. Ctrl-C stops.")
+        host.run(stop)
+        typer.echo(f"gateway {host.id} stopped; its bots were saved and released")
+    finally:
+        bus.close()
         platform.close()
 
 
 def register(app: typer.Typer) -> None:
     serve_app.command("api")(api)
+    serve_app.command("gateway")(gateway)
     app.add_typer(serve_app, name="serve")

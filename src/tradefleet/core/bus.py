@@ -13,7 +13,9 @@ Semantics every adapter keeps (the contract suite checks them):
 * ``attempts`` counts deliveries: 1 on the first, +1 for each redelivery after a claim;
 * a handler that raises leaves its message pending; after ``max_deliveries`` failed deliveries the message
   goes to the dead-letter stream ``<stream>:dead`` (see :func:`dead_letter_stream`) and is acknowledged;
-* streams are bounded: the oldest entries are trimmed beyond the adapter's ``maxlen`` (approximately).
+* streams are bounded: the oldest entries are trimmed beyond the adapter's ``maxlen`` (approximately);
+* ``read_after`` is a broadcast read outside any group (live feeds such as the WebSocket tail); entry ids
+  of a stream increase and compare by :func:`entry_id_key` on every adapter.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tradefleet.core.errors import ConfigError, TradeFleetError
 
 COMMANDS_STREAM = "commands"
 EVENTS_STREAM = "events"
+FIRST_ID = "0"  # read_after(stream, FIRST_ID) reads from the oldest retained entry
 DEAD_SUFFIX = ":dead"
 DEFAULT_MAX_DELIVERIES = 5
 
@@ -44,7 +47,11 @@ class CommandType(StrEnum):
 
     START_BOT = "StartBot"
     STOP_BOT = "StopBot"
+    STOP_ENTRIES = "StopEntries"
+    RESUME = "Resume"
     EMERGENCY_STOP = "EmergencyStop"
+    FORCE_ENTER = "ForceEnter"
+    FORCE_EXIT = "ForceExit"
     DEPLOY_MODEL = "DeployModel"
 
 
@@ -59,6 +66,7 @@ class EventType(StrEnum):
     RISK_ALERT = "RiskAlert"
     MODEL_DEPLOYED = "ModelDeployed"
     TASK_PROGRESS = "TaskProgress"
+    COMMAND_RESULT = "CommandResult"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +139,18 @@ def deliver_batch(
         done.append(message)
 
 
+def entry_id_key(entry_id: str) -> tuple[int, int]:
+    """Return the sort key of a bus entry id (``"<ms>-<seq>"`` on Redis, ``"<n>-0"`` in memory, ``"0"``).
+
+    Ids of one stream are totally ordered by this key on every adapter; raise ``ValueError`` for anything
+    that is not an entry id.
+    """
+    head, sep, tail = entry_id.partition("-")
+    if not (head.isdigit() and head.isascii() and (not sep or (tail.isdigit() and tail.isascii()))):
+        raise ValueError(f"not a bus entry id: {entry_id!r}")
+    return int(head), int(tail) if sep else 0
+
+
 def dead_letter_stream(stream: str) -> str:
     """Return the name of ``stream``'s dead-letter stream."""
     return stream + DEAD_SUFFIX
@@ -197,6 +217,19 @@ class EventBus(Protocol):
         """Return how many entries ``stream`` retains (bounded by the adapter's ``maxlen``, roughly)."""
         ...
 
+    def read_after(self, stream: str, after_id: str, *, count: int = 1000, block_ms: int = 0) -> list[BusMessage]:
+        """Return up to ``count`` entries of ``stream`` with ids strictly after ``after_id``, oldest first.
+
+        A broadcast read: no consumer group, nothing pending, nothing acknowledged; every reader sees every
+        retained entry. ``after_id`` ``"0"`` (:data:`FIRST_ID`) reads from the oldest retained entry. With
+        none there, wait up to ``block_ms`` for one (0: do not wait). Compare ids with :func:`entry_id_key`.
+        """
+        ...
+
+    def last_id(self, stream: str) -> str:
+        """Return the id of the newest entry of ``stream``, or ``"0"`` (:data:`FIRST_ID`) when it is empty."""
+        ...
+
     def close(self) -> None:
         """Release connections; the bus is unusable afterwards."""
         ...
@@ -220,6 +253,7 @@ __all__ = [
     "DEAD_SUFFIX",
     "DEFAULT_MAX_DELIVERIES",
     "EVENTS_STREAM",
+    "FIRST_ID",
     "BusError",
     "BusMessage",
     "BusSettings",
@@ -231,4 +265,5 @@ __all__ = [
     "Transaction",
     "dead_letter_stream",
     "deliver_batch",
+    "entry_id_key",
 ]

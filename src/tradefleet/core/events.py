@@ -96,3 +96,17 @@ class TaskProgress(DomainEvent):
     task_id: str
     progress: float
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandResult(DomainEvent):
+    """A gateway's answer to one command (``command_id``): done or refused, with a one-line reason.
+
+    ``result`` is JSON text (events stay flat scalars): e.g. the client order id a forced entry placed.
+    """
+
+    command_id: str
+    command: str
+    ok: bool
+    message: str = ""
+    result: str = "{}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -173,7 +174,7 @@ class TradingStore(Protocol):
 
     # events outbox and idempotent consumers
     def add_events(self, events: list[DomainEvent]) -> None: ...
-    def pending_events(self, limit: int = 100) -> list[dict[str, Any]]: ...
+    def pending_events(self, limit: int = 100, bot_ids: Collection[str] | None = None) -> list[dict[str, Any]]: ...
     def mark_published(self, event_ids: list[str]) -> None: ...
     def mark_processed(self, consumer: str, event_id: str) -> bool: ...
 

@@ -87,6 +87,7 @@ class BotRuntime:
         *,
         slippage_guess: float = 0.002,
         snapshot_every_ms: int = HOUR_MS,
+        sink_delivers: bool = True,
     ) -> None:
         self.config = config
         self.bot_id = config.bot_id
@@ -95,6 +96,9 @@ class BotRuntime:
         self.store = store
         self.clock = clock
         self.sink = sink
+        # True: the sink delivers events itself, so the bot marks them published. False: an outbox relay
+        # publishes them (the sink only wakes it) and marks them.
+        self.sink_delivers = sink_delivers
         self.timeframe_ms = timeframe_to_ms(config.timeframe)
         self.stoploss = config.risk.stoploss if config.risk.stoploss is not None else strategy.stoploss
         self.roi = strategy.roi_table()
@@ -190,7 +194,8 @@ class BotRuntime:
         self.store.add_events(events)  # outbox first: the database stays the source of truth
         for event in events:
             self.sink.publish(event)
-            self._delivered.append(event.event_id)
+            if self.sink_delivers:
+                self._delivered.append(event.event_id)
 
     # -- the candle step ---------------------------------------------------------------------------
     def step(self, pair: str, i: int, sig: Signals) -> None:

@@ -38,6 +38,29 @@ class AcceleratedClock:
         return max(0.0, (sim_ms - self.now_ms()) / 1000 / self.speed)
 
 
+class AnchoredClock:
+    """Market time shared by processes: ``market_origin_ms`` at wall time ``wall_origin_ms``, ``speed`` x faster.
+
+    Unlike :class:`AcceleratedClock` (anchored to this process's monotonic clock), every process given the
+    same anchor computes the same market time, so a bot taken over by another gateway continues on the
+    same timeline.
+    """
+
+    def __init__(self, wall_origin_ms: int, market_origin_ms: int, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        self.wall_origin_ms = wall_origin_ms
+        self.market_origin_ms = market_origin_ms
+        self.speed = speed
+
+    def now_ms(self) -> int:
+        return self.market_origin_ms + int((time.time_ns() // 1_000_000 - self.wall_origin_ms) * self.speed)
+
+    def wall_seconds_until(self, sim_ms: int) -> float:
+        """Return wall seconds until market time reaches ``sim_ms``."""
+        return max(0.0, (sim_ms - self.now_ms()) / 1000 / self.speed)
+
+
 class WallClock:
     """Real time (live trading)."""
 

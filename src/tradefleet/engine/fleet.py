@@ -52,6 +52,15 @@ class Fleet:
         hub.subscribe(bot)
         self.bots.append(bot)
 
+    def remove(self, bot: BotRuntime) -> None:
+        """Detach ``bot`` from its hub and the fleet (the caller stopped or saved it); drop an empty hub."""
+        for hub in list(self.hubs):
+            hub.unsubscribe(bot)
+            if not hub.feeds:
+                self.hubs.remove(hub)
+        if bot in self.bots:
+            self.bots.remove(bot)
+
     def step(self, now_ms: int) -> int:
         """Deliver all candles closed by ``now_ms``; return candle-steps run."""
         if self.batched:

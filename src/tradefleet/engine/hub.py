@@ -94,6 +94,17 @@ class MarketDataHub:
             start = int(np.searchsorted(feed.open_ms, first, side="left"))
             feed.next_index = start if feed.next_index < 0 else min(feed.next_index, start)
 
+    def unsubscribe(self, bot: BotRuntime) -> None:
+        """Detach ``bot``; a pair no bot trades any more is dropped (re-read when a bot subscribes again)."""
+        for pair in bot.config.pairs:
+            feed = self.feeds.get(pair)
+            if feed is None or bot not in feed.bots:
+                continue
+            at = feed.bots.index(bot)
+            del feed.bots[at], feed.keys[at]
+            if not feed.bots:
+                del self.feeds[pair]
+
     def _load(self, pair: str) -> _PairFeed:
         frame = self.source.candles(pair, self.timeframe, self.start_ms - self.history_ms, FAR_FUTURE_MS)
         frame = frame.reset_index(drop=True)

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from tradefleet.adapters.storage.audit import SqlAuditLog
 from tradefleet.api import ApiServices, DatabaseCheck, StaticCheck, create_app
 from tradefleet.cli.serve import make_server
 from tradefleet.engine.clock import SimClock
@@ -82,6 +83,7 @@ def build_test_app(engine: Engine, data_dir: Path, clock: SimClock) -> tuple[Fas
     services = ApiServices(
         auth=auth,
         health_checks=[DatabaseCheck(engine), StaticCheck("bus"), StaticCheck("gateways"), StaticCheck("exchanges")],
+        audit=SqlAuditLog(engine),
     )
     return create_app(services), auth
 

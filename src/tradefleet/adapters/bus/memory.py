@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tradefleet.core.bus import (
+    FIRST_ID,
     BusError,
     BusMessage,
     BusSettings,
@@ -25,6 +26,7 @@ from tradefleet.core.bus import (
     Transaction,
     dead_letter_stream,
     deliver_batch,
+    entry_id_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -239,6 +241,30 @@ class MemoryBus:
         with self._cond:
             state = self._streams.get(stream)
             return len(state.entries) if state else 0
+
+    # ------------------------------------------------------------------ broadcast reads
+    def read_after(self, stream: str, after_id: str, *, count: int = 1000, block_ms: int = 0) -> list[BusMessage]:
+        # Ids here are "<seq>-0": an entry is after "<n>-<k>" exactly when its seq > n (any k).
+        after = entry_id_key(after_id)[0]
+        with self._cond:
+            self._check_open()
+            state = self._streams.setdefault(stream, _Stream())
+            if block_ms > 0 and not self._newer(state, after):
+                self._cond.wait_for(lambda: self._closed or self._newer(state, after), block_ms / 1000)
+                self._check_open()
+            first = max(after + 1, state.first_seq)
+            last = min(first + max(count, 0), state.next_seq)
+            return [self._message(stream, state.entries[seq], 1) for seq in range(first, last)]
+
+    @staticmethod
+    def _newer(state: _Stream, after: int) -> bool:
+        return state.next_seq > state.first_seq and state.next_seq - 1 > after
+
+    def last_id(self, stream: str) -> str:
+        with self._cond:
+            self._check_open()
+            state = self._streams.get(stream)
+            return f"{state.next_seq - 1}-0" if state and state.entries else FIRST_ID
 
     def close(self) -> None:
         with self._cond:

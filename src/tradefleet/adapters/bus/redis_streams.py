@@ -13,6 +13,8 @@ Each message is one stream entry with the fields ``type``, ``payload`` (JSON) an
   ``XPENDING`` and moves messages delivered more than ``max_deliveries`` times to ``<stream>:dead``
   (``XADD`` + ``XACK`` in one ``MULTI``). Entries trimmed before they were acknowledged are reported by
   Redis ≥ 7 and counted in :attr:`RedisStreamsBus.lost`.
+* ``read_after`` (broadcast, no group) is ``XREAD COUNT n STREAMS key after_id`` in a flat script, then a
+  blocking ``XREAD`` when nothing is there yet; ``last_id`` is ``XREVRANGE key + - COUNT 1``.
 
 Keys are ``namespace + stream``. Redis errors become :class:`~tradefleet.core.bus.BusError`.
 """
@@ -31,6 +33,7 @@ import redis
 from redis.exceptions import RedisError, ResponseError
 
 from tradefleet.core.bus import (
+    FIRST_ID,
     BusError,
     BusMessage,
     BusSettings,
@@ -38,6 +41,7 @@ from tradefleet.core.bus import (
     Transaction,
     dead_letter_stream,
     deliver_batch,
+    entry_id_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,6 +79,18 @@ for _, entry in ipairs(reply[1][2]) do
 end
 return out
 """
+# XREAD without blocking (a broadcast read, no group), entries joined as in _READ_FLAT.
+_READ_AFTER_FLAT = r"""
+local reply = redis.call('XREAD', 'COUNT', ARGV[2], 'STREAMS', KEYS[1], ARGV[1])
+local out = {}
+if not reply then return out end
+for _, entry in ipairs(reply[1][2]) do
+  local f = {}
+  for j = 1, #entry[2], 2 do f[entry[2][j]] = entry[2][j + 1] end
+  out[#out + 1] = entry[1] .. '\n' .. (f['type'] or '') .. '\n' .. (f['trace'] or '') .. '\n' .. (f['payload'] or '')
+end
+return out
+"""
 MAX_BLOCK_MS = 20_000  # below the socket timeout, so a blocking read never looks like a dead server
 
 
@@ -102,6 +118,7 @@ class RedisStreamsBus:
         self._closed = False
         self._xadd_many = client.register_script(_XADD_MANY)
         self._read_flat = client.register_script(_READ_FLAT)
+        self._read_after_flat = client.register_script(_READ_AFTER_FLAT)
 
     @classmethod
     def from_url(
@@ -319,6 +336,35 @@ class RedisStreamsBus:
     def length(self, stream: str) -> int:
         with _errors("length"):
             return int(self._redis.xlen(self._key(stream)))
+
+    # ------------------------------------------------------------------ broadcast reads
+    def read_after(self, stream: str, after_id: str, *, count: int = 1000, block_ms: int = 0) -> list[BusMessage]:
+        """``XREAD COUNT count STREAMS key after_id`` (in a script, flat), then a blocking ``XREAD`` if empty."""
+        entry_id_key(after_id)  # the same ValueError as the memory bus for what is not an id
+        key = self._key(stream)
+        if count < 1:
+            return []
+        with _errors("read"):
+            entries = [_joined_entry(joined) for joined in self._read_after_flat(keys=[key], args=[after_id, count])]
+            if not entries and block_ms > 0:
+                reply = self._redis.xread({key: after_id}, count=count, block=min(block_ms, MAX_BLOCK_MS))
+                entries = [entry for _key, more in reply or () for entry in more]
+        messages: list[BusMessage] = []
+        for entry_id, fields in entries:
+            try:
+                payload = json.loads(fields["payload"])
+                if not isinstance(payload, dict):
+                    raise TypeError("payload is not a JSON object")
+            except (KeyError, TypeError, ValueError) as exc:  # no group to dead-letter it in: skip it
+                logger.error("skipping undecodable entry %s of %s: %r", entry_id, stream, exc)
+                continue
+            messages.append(BusMessage(entry_id, stream, fields["type"], payload, fields.get("trace")))
+        return messages
+
+    def last_id(self, stream: str) -> str:
+        with _errors("read"):
+            newest = self._redis.xrevrange(self._key(stream), count=1)
+        return str(newest[0][0]) if newest else FIRST_ID
 
     def close(self) -> None:
         self._closed = True

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from tradefleet.core.bus import EVENTS_STREAM, BusMessage, EventBus, Handler
 from tradefleet.core.ports import TradingStore
@@ -32,8 +32,17 @@ class OutboxRelay:
     Run one relay per database: two relays do no harm (consumers deduplicate) but publish twice.
     """
 
-    def __init__(self, store: TradingStore, bus: EventBus, stream: str = EVENTS_STREAM, *, batch: int = 500) -> None:
+    def __init__(
+        self,
+        store: TradingStore,
+        bus: EventBus,
+        stream: str = EVENTS_STREAM,
+        *,
+        batch: int = 500,
+        bot_ids: Callable[[], Collection[str]] | None = None,
+    ) -> None:
         self.store = store
+        self.bot_ids = bot_ids  # relay only these bots' events (a gateway: the bots it holds)
         self.bus = bus
         self.stream = stream
         self.batch = batch
@@ -41,7 +50,7 @@ class OutboxRelay:
 
     def run_once(self) -> int:
         """Publish one batch of pending events, then mark it published; return how many."""
-        rows = self.store.pending_events(self.batch)
+        rows = self.store.pending_events(self.batch, bot_ids=None if self.bot_ids is None else self.bot_ids())
         if not rows:
             return 0
         self.bus.publish_many(self.stream, [(str(row["type"]), row) for row in rows])

@@ -273,7 +273,7 @@ class SimulatedVenue:
             (amount, price, fee, row["id"]),
         )
         row.update(status="FILLED", filled=amount, average=price, fee=fee, reserved=0.0)
-        return Fill(str(cur.lastrowid), row["client_order_id"], price, amount, fee, now)
+        return Fill(f"{acct}:{cur.lastrowid}", row["client_order_id"], price, amount, fee, now)
 
     def cancel(self, account: str, symbol: str, client_order_id: str) -> ExchangeOrder:
         self.faults.before_call("cancel_order")
@@ -308,8 +308,9 @@ class SimulatedVenue:
 
     def _order(self, order_id: int) -> ExchangeOrder:
         row = self.ledger.query("SELECT * FROM orders WHERE id = ?", (order_id,))[0]
-        fills = tuple(
-            Fill(str(f["trade_id"]), row["client_order_id"], f["price"], f["amount"], f["fee"], f["ts_ms"])
+        account, coid = row["account"], row["client_order_id"]
+        fills = tuple(  # trade ids name the account: unique across ledgers (each paper bot may have its own)
+            Fill(f"{account}:{f['trade_id']}", coid, f["price"], f["amount"], f["fee"], f["ts_ms"])
             for f in self.ledger.query("SELECT * FROM fills WHERE order_id = ? ORDER BY trade_id", (order_id,))
         )
         return _exchange_order(dict(row), fills)

@@ -18,5 +18,6 @@ from tradefleet.adapters.storage.repository import SqlTradingStore
 from tradefleet.adapters.storage import backtests as _backtests  # noqa: F401  # isort: skip
 from tradefleet.adapters.storage import auth_tables as _auth_tables  # noqa: F401  # isort: skip
 from tradefleet.adapters.storage import owner_tables as _owner_tables  # noqa: F401  # isort: skip
+from tradefleet.adapters.storage import platform_tables as _platform_tables  # noqa: F401  # isort: skip
 
 __all__ = ["SqlTradingStore", "current_revision", "head_revision", "make_engine", "normalize_url", "upgrade"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -417,10 +417,18 @@ class SqlTradingStore:
         with self._unit("add_events") as conn:
             conn.execute(self._add_event, rows)
 
-    def pending_events(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Return up to ``limit`` unpublished events (``DomainEvent.to_dict()`` form) in the order added."""
+    def pending_events(self, limit: int = 100, bot_ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Return up to ``limit`` unpublished events (``DomainEvent.to_dict()`` form) in the order added.
+
+        ``bot_ids`` restricts them to those bots' events (a gateway relays only the bots it holds).
+        """
         o = t.events_outbox
-        stmt = select(o.c.payload).where(o.c.published == false()).order_by(o.c.seq).limit(limit)
+        stmt = select(o.c.payload).where(o.c.published == false())
+        if bot_ids is not None:
+            if not bot_ids:
+                return []
+            stmt = stmt.where(o.c.bot_id.in_(list(bot_ids)))
+        stmt = stmt.order_by(o.c.seq).limit(limit)
         with self._unit("pending_events", write=False) as conn:
             return [dict(payload) for payload in conn.execute(stmt).scalars()]
 

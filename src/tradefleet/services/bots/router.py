@@ -13,13 +13,19 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from tradefleet.api.deps import CurrentPrincipal
 from tradefleet.core.errors import StorageError
 from tradefleet.services.bots.schemas import (
+    AccountOut,
     BotCreate,
     BotOut,
     BotStatusOut,
     BotUpdate,
+    CommandOut,
     EmergencyStop,
     EquityPoint,
+    ForceEnterIn,
+    ForceExitIn,
     KillSwitchOut,
+    LogLineOut,
+    OrderOut,
     PerformanceOut,
     PositionsOut,
     TradesPage,
@@ -105,6 +111,50 @@ def equity(
 ) -> list[EquityPoint]:
     """The most recent equity snapshots, oldest first."""
     return bots.equity(principal, bot_id, limit)
+
+
+@router.post("/{bot_id}/start")
+def start_bot(bot_id: BotId, principal: CurrentPrincipal, bots: BotsDep) -> BotStatusOut:
+    """Run the bot: a gateway claims it within seconds (reconciling with the exchange first)."""
+    return bots.start_bot(principal, bot_id)
+
+
+@router.post("/{bot_id}/stop")
+def stop_bot(bot_id: BotId, principal: CurrentPrincipal, bots: BotsDep) -> BotStatusOut:
+    """Stop the bot; open trades keep their protective stops on the exchange."""
+    return bots.stop_bot(principal, bot_id)
+
+
+@router.post("/{bot_id}/force-enter")
+def force_enter(bot_id: BotId, body: ForceEnterIn, principal: CurrentPrincipal, bots: BotsDep) -> CommandOut:
+    """Buy a pair now at market (the bot's risk rules apply); waits a few seconds for the gateway's answer."""
+    return bots.force_enter(principal, bot_id, body)
+
+
+@router.post("/{bot_id}/force-exit")
+def force_exit(bot_id: BotId, body: ForceExitIn, principal: CurrentPrincipal, bots: BotsDep) -> CommandOut:
+    """Sell at market one trade, a pair's trades, or every open trade (empty body)."""
+    return bots.force_exit(principal, bot_id, body)
+
+
+@router.get("/{bot_id}/orders")
+def open_orders(bot_id: BotId, principal: CurrentPrincipal, bots: BotsDep) -> list[OrderOut]:
+    """Orders not yet final."""
+    return bots.open_orders(principal, bot_id)
+
+
+@router.get("/{bot_id}/logs")
+def logs(
+    bot_id: BotId, principal: CurrentPrincipal, bots: BotsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[LogLineOut]:
+    """The bot's most recent log lines, oldest first."""
+    return bots.logs(principal, bot_id, limit)
+
+
+@router.get("/{bot_id}/account")
+def account(bot_id: BotId, principal: CurrentPrincipal, bots: BotsDep) -> AccountOut:
+    """Cash, equity and PnL of the bot's account."""
+    return bots.account(principal, bot_id)
 
 
 @router.post("/{bot_id}/stop-entries")

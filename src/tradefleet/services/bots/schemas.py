@@ -84,6 +84,7 @@ class BotStatusOut(BaseModel):
     open_trades: int
     last_candle_ms: int | None = Field(description="newest candle the bot processed, over its pairs")
     progress: dict[str, int] = Field(description="pair → last processed candle (open time, ms)")
+    gateway: str | None = Field(None, description="the gateway running the bot now (None: not running anywhere)")
 
 
 class PositionOut(BaseModel):
@@ -163,3 +164,77 @@ class KillSwitchOut(BaseModel):
     level: str
     actor: str
     reason: str
+
+
+class ForceEnterIn(_Body):
+    """Buy ``pair`` now at market (the risk rules still apply)."""
+
+    pair: str = Field(min_length=3, max_length=40)
+    stake_amount: float | None = Field(None, gt=0, description="quote to spend; default: the bot's stake rule")
+    enter_tag: str | None = Field(None, max_length=100)
+
+    @field_validator("pair")
+    @classmethod
+    def _pair(cls, value: str) -> str:
+        return check_pairs([value])[0]
+
+
+class ForceExitIn(_Body):
+    """Sell at market one trade, every trade of a pair, or (neither given) every open trade."""
+
+    trade_id: int | None = Field(None, ge=1)
+    pair: str | None = Field(None, min_length=3, max_length=40)
+
+
+class CommandOut(BaseModel):
+    """A command sent to the gateway running the bot, and its answer.
+
+    ``status``: ``done`` (the gateway did it), ``failed`` (it refused: see ``message``) or ``accepted`` (sent;
+    no answer within the wait: check the bot's orders and trades).
+    """
+
+    command_id: str
+    bot_id: str
+    command: str
+    status: Literal["done", "failed", "accepted"]
+    message: str = ""
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class OrderOut(BaseModel):
+    client_order_id: str
+    pair: str
+    side: str
+    type: str
+    status: str
+    intent: str
+    amount: float
+    filled: float
+    price: float | None
+    stop_price: float | None
+    average: float
+    created_ms: int
+    reason: str
+    trade_id: int | None
+
+
+class LogLineOut(BaseModel):
+    ts_ms: int
+    level: str
+    logger: str
+    message: str
+
+
+class AccountOut(BaseModel):
+    """The bot's account in its quote currency, as of its last equity snapshot."""
+
+    bot_id: str
+    quote_currency: str
+    starting_balance: float
+    cash: float
+    equity: float
+    realized: float
+    unrealized: float
+    fees_paid: float
+    open_trades: int
+    as_of_ms: int | None

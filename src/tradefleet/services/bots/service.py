@@ -15,25 +15,32 @@ only raise a bot's level, lowering or clearing it is for admins.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from tradefleet.core.bots import BotConfig, BotStatus
+from tradefleet.core.bus import CommandType
 from tradefleet.core.errors import TradeFleetError
 from tradefleet.core.ports import TradingStore
 from tradefleet.core.risk import KillSwitchLevel
 from tradefleet.core.trades import Trade
 from tradefleet.services.auth import PermissionDenied, Principal, Role, authorize
 from tradefleet.services.bots.schemas import (
+    AccountOut,
     BotCreate,
     BotOut,
     BotStatusOut,
     BotUpdate,
+    CommandOut,
     EquityPoint,
+    ForceEnterIn,
+    ForceExitIn,
     KillLevelName,
     KillSwitchOut,
+    LogLineOut,
+    OrderOut,
     PairPerformance,
     PerformanceOut,
     PositionOut,
@@ -68,6 +75,40 @@ class BotValidationError(TradeFleetError):
     http_status = 422
 
 
+class GatewayUnavailableError(TradeFleetError):
+    code = "gateway_unavailable"
+    hint = "start a gateway (`tradefleet up` or `tradefleet serve gateway`) and start the bot"
+    http_status = 503
+
+
+class CommandReplyLike(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def result(self) -> dict[str, Any]: ...
+
+
+class BotCommands(Protocol):
+    """Commands to the gateway running a bot (``services.gateway.BusCommands``)."""
+
+    def send(self, command: CommandType, bot_id: str, payload: Mapping[str, Any], *, actor: str) -> str: ...
+    def wait(self, command_id: str, timeout_s: float) -> CommandReplyLike | None: ...
+
+
+class BotLogs(Protocol):
+    """Recent log lines per bot (``adapters.storage.leases.SqlBotLogs``)."""
+
+    def recent(self, bot_id: str, limit: int = 100) -> list[Any]: ...
+
+
+class BotHolders(Protocol):
+    """Which gateway runs which bot (``adapters.storage.leases.SqlLeases``)."""
+
+    def holder(self, bot_id: str) -> Any | None: ...
+
+
 class BotOwners(Protocol):
     """Who owns which bot (``adapters.storage.owner_tables.SqlBotOwners``)."""
 
@@ -80,9 +121,22 @@ class BotOwners(Protocol):
 class BotService:
     """Bots, their state and their emergency controls, over the trading store and the owners table."""
 
-    def __init__(self, store: TradingStore, owners: BotOwners) -> None:
+    def __init__(
+        self,
+        store: TradingStore,
+        owners: BotOwners,
+        *,
+        commands: BotCommands | None = None,
+        logs: BotLogs | None = None,
+        holders: BotHolders | None = None,
+        reply_timeout_s: float = 5.0,
+    ) -> None:
         self.store = store
         self.owners = owners
+        self.commands = commands
+        self.logs_store = logs
+        self.holders = holders
+        self.reply_timeout_s = reply_timeout_s
 
     # ------------------------------------------------------------------ access
     def _config(self, principal: Principal, bot_id: str, minimum: Role = Role.VIEWER) -> BotConfig:
@@ -187,7 +241,12 @@ class BotService:
             open_trades=len(self.store.open_trades(bot_id)),
             last_candle_ms=max(progress.values(), default=None),
             progress=progress,
+            gateway=self._holder(bot_id),
         )
+
+    def _holder(self, bot_id: str) -> str | None:
+        lease = self.holders.holder(bot_id) if self.holders is not None else None
+        return None if lease is None else str(lease.gateway_id)
 
     def positions(self, principal: Principal, bot_id: str) -> PositionsOut:
         """Open trades; unrealized PnL from the last equity snapshot (per trade only when one is open)."""
@@ -279,6 +338,7 @@ class BotService:
         self._config(principal, bot_id, Role.TRADER)
         self._require_started(bot_id)
         self.store.set_bot_status(bot_id, BotStatus.STOPPING_ENTRIES)
+        self._notify(CommandType.STOP_ENTRIES, bot_id, principal)
         return self.status(principal, bot_id)
 
     def resume(self, principal: Principal, bot_id: str) -> BotStatusOut:
@@ -286,7 +346,117 @@ class BotService:
         self._config(principal, bot_id, Role.TRADER)
         self._require_started(bot_id)
         self.store.set_bot_status(bot_id, BotStatus.RUNNING)
+        self._notify(CommandType.RESUME, bot_id, principal)
         return self.status(principal, bot_id)
+
+    def start_bot(self, principal: Principal, bot_id: str) -> BotStatusOut:
+        """Ask for the bot to run: its wanted status is committed, then a gateway claims and starts it."""
+        config = self._config(principal, bot_id, Role.TRADER)
+        if config.mode == "live":
+            authorize(principal, Role.ADMIN)
+        if self.store.get_bot_status(bot_id) not in (BotStatus.RUNNING, BotStatus.STOPPING_ENTRIES):
+            self.store.set_bot_status(bot_id, BotStatus.RUNNING, f"started by {principal.username}")
+        self._notify(CommandType.START_BOT, bot_id, principal)
+        return self.status(principal, bot_id)
+
+    def stop_bot(self, principal: Principal, bot_id: str) -> BotStatusOut:
+        """Ask for the bot to stop; its gateway saves it (open trades keep their stops) and lets it go."""
+        self._config(principal, bot_id, Role.TRADER)
+        self.store.set_bot_status(bot_id, BotStatus.STOPPED, f"stopped by {principal.username}")
+        self._notify(CommandType.STOP_BOT, bot_id, principal)
+        return self.status(principal, bot_id)
+
+    def _notify(self, command: CommandType, bot_id: str, principal: Principal) -> None:
+        """Wake the gateways for a state change already committed (a lost notice delays it by a scan)."""
+        if self.commands is not None:
+            self.commands.send(command, bot_id, {}, actor=principal.username)
+
+    def force_enter(self, principal: Principal, bot_id: str, body: ForceEnterIn) -> CommandOut:
+        """Buy a pair now at market through the bot's gateway (risk rules apply)."""
+        config = self._config(principal, bot_id, Role.TRADER)
+        if body.pair not in config.pairs:
+            raise BotValidationError(f"{body.pair} is not one of the bot's pairs ({', '.join(config.pairs)})")
+        payload = {"pair": body.pair, "stake_amount": body.stake_amount, "enter_tag": body.enter_tag}
+        return self._command(principal, bot_id, CommandType.FORCE_ENTER, payload)
+
+    def force_exit(self, principal: Principal, bot_id: str, body: ForceExitIn) -> CommandOut:
+        """Sell at market one trade, a pair's trades or all open trades through the bot's gateway."""
+        self._config(principal, bot_id, Role.TRADER)
+        payload = {"trade_id": body.trade_id, "pair": body.pair}
+        return self._command(principal, bot_id, CommandType.FORCE_EXIT, payload)
+
+    def _command(self, principal: Principal, bot_id: str, command: CommandType, payload: dict[str, Any]) -> CommandOut:
+        self._require_started(bot_id)
+        if self.commands is None:
+            raise GatewayUnavailableError("this process has no command bus to reach the gateways")
+        if self.holders is not None and self.holders.holder(bot_id) is None:
+            raise GatewayUnavailableError(f"no gateway is running bot {bot_id!r} right now")
+        command_id = self.commands.send(command, bot_id, payload, actor=principal.username)
+        reply = self.commands.wait(command_id, self.reply_timeout_s)
+        if reply is None:
+            return CommandOut(command_id=command_id, bot_id=bot_id, command=command.value, status="accepted",
+                              message="sent; the gateway did not answer in time: check the bot's orders")  # fmt: skip
+        return CommandOut(
+            command_id=command_id,
+            bot_id=bot_id,
+            command=command.value,
+            status="done" if reply.ok else "failed",
+            message=reply.message,
+            result=dict(reply.result),
+        )
+
+    def open_orders(self, principal: Principal, bot_id: str) -> list[OrderOut]:
+        """Orders not yet final (open, partly filled, or awaiting the exchange's answer)."""
+        self._config(principal, bot_id)
+        return [
+            OrderOut(
+                client_order_id=o.client_order_id,
+                pair=o.pair,
+                side=o.side.value,
+                type=o.type.value,
+                status=o.status.value,
+                intent=o.intent.value,
+                amount=o.amount,
+                filled=o.filled,
+                price=o.price,
+                stop_price=o.stop_price,
+                average=o.average,
+                created_ms=o.created_ms,
+                reason=o.reason,
+                trade_id=o.trade_ref,
+            )
+            for o in self.store.live_orders(bot_id)
+        ]
+
+    def logs(self, principal: Principal, bot_id: str, limit: int = 100) -> list[LogLineOut]:
+        """The bot's most recent log lines (written by its gateway), oldest first."""
+        self._config(principal, bot_id)
+        if not 1 <= limit <= 1000:
+            raise BotValidationError("limit must be 1-1000")
+        if self.logs_store is None:
+            return []
+        return [
+            LogLineOut(ts_ms=x.ts_ms, level=x.level, logger=x.logger, message=x.message)
+            for x in self.logs_store.recent(bot_id, limit)
+        ]
+
+    def account(self, principal: Principal, bot_id: str) -> AccountOut:
+        """The bot's account as of its last equity snapshot (its starting balance before any)."""
+        config = self._config(principal, bot_id)
+        last = self.store.equity_history(bot_id, limit=1)
+        snap = last[0] if last else None
+        return AccountOut(
+            bot_id=bot_id,
+            quote_currency=config.quote_currency,
+            starting_balance=config.starting_balance,
+            cash=snap.cash if snap else config.starting_balance,
+            equity=snap.equity if snap else config.starting_balance,
+            realized=snap.realized if snap else 0.0,
+            unrealized=snap.unrealized if snap else 0.0,
+            fees_paid=snap.fees_paid if snap else 0.0,
+            open_trades=len(self.store.open_trades(bot_id)),
+            as_of_ms=snap.ts_ms if snap else None,
+        )
 
     def _require_started(self, bot_id: str) -> None:
         status = self.store.get_bot_status(bot_id)
@@ -302,6 +472,7 @@ class BotService:
         current = self.store.get_kill_switch(bot_id)
         if wanted > current:
             self.store.set_kill_switch(bot_id, wanted, principal.username, reason or "emergency stop")
+            self._notify(CommandType.EMERGENCY_STOP, bot_id, principal)
         return self._kill_out(bot_id, max(wanted, current), principal, reason)
 
     def clear_kill_switch(self, principal: Principal, bot_id: str, reason: str = "") -> KillSwitchOut:

@@ -1,0 +1,394 @@
+"""The gateway: hosts bots by lease, feeds them candles, obeys commands and relays their events.
+
+One loop in one thread does everything that touches the bots, so a command never races a candle step:
+
+* **heartbeat** (every ``heartbeat_s``): renew this gateway's leases; a bot whose lease was lost (this
+  process stalled and another gateway took it over) is dropped at once, before it could trade again;
+* **scan** (every ``scan_s``, or at once after a command): start the bots whose wanted status is running and
+  that no gateway holds (claiming each lease first), stop the ones whose wanted status became stopped;
+* **commands**: read the ``commands`` stream; manual orders for a bot held here are applied at most once;
+* **step**: deliver every candle closed by now to the hubs, then flush progress and apply kill switches.
+
+A relay thread publishes the outbox events of the bots held here onto the bus as soon as a bot emits one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tradefleet.adapters.bus.relay import OutboxRelay
+from tradefleet.adapters.storage.leases import LogLine
+from tradefleet.core.bots import BotConfig, BotStatus
+from tradefleet.core.bus import COMMANDS_STREAM, BusMessage, CommandType, EventBus
+from tradefleet.core.candles import timeframe_to_ms
+from tradefleet.core.errors import TradeFleetError
+from tradefleet.core.events import CommandResult, DomainEvent, RiskAlert, TradeExecuted
+from tradefleet.core.ports import CandleSource, Clock, EventSink, TradingStore
+from tradefleet.engine.bot import BotRuntime
+from tradefleet.engine.fleet import Fleet
+from tradefleet.engine.hub import MarketDataHub
+from tradefleet.engine.manual import ManualResult, force_entry, force_exit
+from tradefleet.logs import bind_trace_id
+
+log = logging.getLogger(__name__)
+
+RUNNABLE = (BotStatus.RUNNING, BotStatus.STOPPING_ENTRIES)
+COMMANDS_CONSUMER = "gateway-commands"
+VenueDriver = Callable[[str, int, int, tuple[float, float, float, float], float | None], Any]
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    capacity: int = 100
+    lease_ttl_s: float = 10.0
+    heartbeat_s: float = 2.0
+    scan_s: float = 1.0
+    tick_s: float = 0.05
+    flush_s: float = 1.0
+
+
+@dataclass
+class Hosted:
+    """A bot built for this gateway: its runtime, the venue drivers of its pairs and how to close it."""
+
+    runtime: BotRuntime
+    drivers: dict[str, VenueDriver] = field(default_factory=dict)
+    close: Callable[[], None] = lambda: None
+
+
+class RuntimeFactory(Protocol):
+    """Builds a bot (strategy, exchange account, runtime) from its configuration; the composition root's."""
+
+    def build(self, config: BotConfig, sink: EventSink) -> Hosted: ...
+
+    def source(self) -> CandleSource: ...
+
+    def clock(self) -> Clock: ...
+
+
+class LeaseStore(Protocol):
+    def register(self, gateway_id: str, host: str, pid: int, capacity: int) -> None: ...
+    def heartbeat(self, gateway_id: str, ttl_ms: int) -> set[str]: ...
+    def claim(self, bot_id: str, gateway_id: str, ttl_ms: int) -> int | None: ...
+    def release(self, bot_id: str, gateway_id: str) -> None: ...
+
+
+class LogSink(Protocol):
+    def append(self, bot_id: str, lines: list[LogLine]) -> None: ...
+
+
+class _Sink:
+    """Where the hosted bots' events go: wake the relay, keep a log line, tell an optional printer."""
+
+    def __init__(self, wake: threading.Event, lines: Callable[[DomainEvent], None], extra: EventSink | None) -> None:
+        self.wake = wake
+        self.lines = lines
+        self.extra = extra
+
+    def publish(self, event: DomainEvent) -> None:
+        self.wake.set()
+        self.lines(event)
+        if self.extra is not None:
+            self.extra.publish(event)
+
+
+class Gateway:
+    """Run bots held by lease until ``stop`` is set; see the module docstring for the loop."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: TradingStore,
+        leases: LeaseStore,
+        bus: EventBus,
+        factory: RuntimeFactory,
+        *,
+        logs: LogSink | None = None,
+        printer: EventSink | None = None,
+        market_key: str = "gateway.market_ms",
+    ) -> None:
+        self.config = config
+        self.id = config.gateway_id
+        self.store = store
+        self.leases = leases
+        self.bus = bus
+        self.factory = factory
+        self.logs = logs
+        self._held: tuple[str, ...] = ()  # the hosted bots' ids, for the relay thread
+        self.hosted: dict[str, Hosted] = {}
+        self.fleet = Fleet(store, factory.clock(), clock_key=market_key)
+        self.hubs: dict[str, MarketDataHub] = {}
+        self.drivers: dict[str, list[VenueDriver]] = {}
+        self.wake_relay = threading.Event()
+        self.sink = _Sink(self.wake_relay, self._log_event, printer)
+        self._lines: dict[str, list[LogLine]] = {}
+        self._scan_now = True
+        self._kill_now = False
+        self._lease_ok_until = 0.0
+        self._last_beat = 0.0
+        self.stop_event = threading.Event()
+        self.errors = 0
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Run until ``stop`` (or :attr:`stop_event`) is set; leave every bot saved and its lease released."""
+        stop = stop or self.stop_event
+        self.stop_event = stop
+        self.leases.register(self.id, socket.gethostname(), os.getpid(), self.config.capacity)
+        relay = threading.Thread(target=self._relay_loop, name=f"relay-{self.id}", daemon=True)
+        relay.start()
+        last_scan = last_flush = 0.0
+        try:
+            while not stop.is_set():
+                mono = time.monotonic()
+                self._beat_if_due()
+                if self._scan_now or mono - last_scan >= self.config.scan_s:
+                    self._scan_now = False
+                    self._scan()
+                    last_scan = mono
+                self.bus.consume(COMMANDS_STREAM, f"gateway.{self.id}", self.id, self._on_command, batch=50, block_ms=0)
+                if time.monotonic() < self._lease_ok_until:
+                    self.fleet.step(self.fleet.clock.now_ms())
+                if self._kill_now or mono - last_flush >= self.config.flush_s:
+                    self._kill_now = False
+                    self.fleet.check_kill_switches()
+                    self.fleet.flush()
+                    self._flush_logs()
+                    last_flush = mono
+                stop.wait(self.config.tick_s)
+        finally:
+            self.wake_relay.set()
+            self.shutdown()
+            relay.join(5)
+
+    def _beat_if_due(self) -> None:
+        """Heartbeat when ``heartbeat_s`` passed (also between bot starts: a long scan must not lose leases)."""
+        mono = time.monotonic()
+        if mono - self._last_beat >= self.config.heartbeat_s or mono >= self._lease_ok_until:
+            self._heartbeat()
+            self._last_beat = mono
+
+    def _heartbeat(self) -> None:
+        mono = time.monotonic()
+        try:
+            held = self.leases.heartbeat(self.id, int(self.config.lease_ttl_s * 1000))
+        except TradeFleetError as exc:
+            log.warning("gateway %s: heartbeat failed (%s); bots pause until it succeeds", self.id, exc)
+            return
+        # Trust the leases for most of their time to live, measured from before the renewal was sent.
+        self._lease_ok_until = mono + self.config.lease_ttl_s * 0.8
+        for bot_id in [b for b in self.hosted if b not in held]:
+            log.warning("gateway %s: lost the lease of bot %s; dropping it", self.id, bot_id)
+            self._drop(bot_id, release=False)
+
+    def _scan(self) -> None:
+        try:
+            wanted = {c.bot_id: c for c in self.store.list_bots() if self.store.get_bot_status(c.bot_id) in RUNNABLE}
+        except TradeFleetError as exc:
+            log.warning("gateway %s: cannot read bots (%s)", self.id, exc)
+            return
+        for bot_id in [b for b in self.hosted if b not in wanted]:
+            self._stop(bot_id)
+        for bot_id, config in sorted(wanted.items()):
+            if bot_id in self.hosted or len(self.hosted) >= self.config.capacity:
+                continue
+            self._beat_if_due()
+            if self.leases.claim(bot_id, self.id, int(self.config.lease_ttl_s * 1000)) is None:
+                continue
+            try:
+                self._start(config)
+            except Exception as exc:
+                self.errors += 1
+                log.exception("gateway %s: bot %s failed to start", self.id, bot_id)
+                self.store.set_bot_status(bot_id, BotStatus.ERROR, f"failed to start: {exc}")
+                self.leases.release(bot_id, self.id)
+
+    # ------------------------------------------------------------------ bots
+    def _start(self, config: BotConfig) -> None:
+        hosted = self.factory.build(config, self.sink)
+        bot = hosted.runtime
+        try:
+            bot.start()
+        except BaseException:
+            hosted.close()
+            raise
+        tf_ms = timeframe_to_ms(config.timeframe)
+        now = self.fleet.clock.now_ms()
+        for pair in config.pairs:  # a new bot starts at the present, not at the start of the stored history
+            bot.progress.setdefault(pair, (now // tf_ms) * tf_ms - 2 * tf_ms)
+        for pair, driver in hosted.drivers.items():
+            self.drivers.setdefault(pair, []).append(driver)
+        hub = self.hubs.get(config.timeframe)
+        if hub is None or hub not in self.fleet.hubs:
+            hub = MarketDataHub(self.factory.source(), config.timeframe, start_ms=now, venue=self._drive)
+            self.hubs[config.timeframe] = hub
+            self.fleet.hubs.append(hub)
+        hub.subscribe(bot)
+        self.fleet.bots.append(bot)
+        self.hosted[config.bot_id] = hosted
+        self._held = tuple(self.hosted)
+        self._note(config.bot_id, "INFO", f"started on gateway {self.id} ({bot.status.value})")
+        log.info("gateway %s: bot %s started", self.id, config.bot_id)
+
+    def _drive(
+        self, pair: str, open_ms: int, close_ms: int, ohlc: tuple[float, float, float, float], nxt: float | None
+    ) -> None:
+        for driver in self.drivers.get(pair, ()):
+            driver(pair, open_ms, close_ms, ohlc, nxt)
+
+    def _stop(self, bot_id: str) -> None:
+        """Stop a bot its user stopped: save it, mark it stopped, give the lease back."""
+        hosted = self.hosted.get(bot_id)
+        if hosted is None:
+            return
+        hosted.runtime.stop()
+        self._note(bot_id, "INFO", "stopped")
+        self._flush_logs()
+        self._drop(bot_id, release=True)
+
+    def _drop(self, bot_id: str, *, release: bool) -> None:
+        """Detach a bot from this gateway, keeping its wanted status (it runs again here or elsewhere)."""
+        hosted = self.hosted.pop(bot_id)
+        self._held = tuple(self.hosted)
+        bot = hosted.runtime
+        try:
+            if release:
+                bot.flush()
+        finally:
+            self.fleet.remove(bot)
+            for pair, driver in hosted.drivers.items():
+                if driver in self.drivers.get(pair, []):
+                    self.drivers[pair].remove(driver)
+            hosted.close()
+            if self.hubs and not self.fleet.hubs:
+                self.hubs.clear()
+            if release:
+                self.leases.release(bot_id, self.id)
+
+    def shutdown(self) -> None:
+        """Save every bot and release its lease so another gateway may take it over at once."""
+        for bot_id in list(self.hosted):
+            try:
+                self._drop(bot_id, release=True)
+            except Exception:
+                log.exception("gateway %s: bot %s failed to save", self.id, bot_id)
+        self._flush_logs()
+
+    # ------------------------------------------------------------------ commands
+    def _on_command(self, message: BusMessage) -> None:
+        payload = message.payload
+        if int(payload.get("expires_ms", 0)) < time.time_ns() // 1_000_000:
+            return  # too old: the user was told no gateway answered
+        bind_trace_id(message.trace_id)
+        kind = message.type
+        if kind in (CommandType.FORCE_ENTER, CommandType.FORCE_EXIT):
+            self._manual(message)
+        elif kind in (CommandType.START_BOT, CommandType.STOP_BOT):
+            self._scan_now = True
+        elif kind in (CommandType.EMERGENCY_STOP, CommandType.STOP_ENTRIES, CommandType.RESUME):
+            self._kill_now = True
+
+    def _manual(self, message: BusMessage) -> None:
+        payload = message.payload
+        bot_id, command_id = str(payload["bot_id"]), str(payload["command_id"])
+        hosted = self.hosted.get(bot_id)
+        if hosted is None:
+            return  # another gateway holds it (or nobody: the caller times out)
+        if not self.store.mark_processed(COMMANDS_CONSUMER, command_id):
+            return  # at most once: marked (committed) before acting
+        bot = hosted.runtime
+        try:
+            if message.type == CommandType.FORCE_ENTER:
+                stake = payload.get("stake_amount")
+                result = force_entry(
+                    bot,
+                    str(payload.get("pair", "")),
+                    command_id=command_id,
+                    stake_amount=float(stake) if stake is not None else None,
+                    tag=str(payload.get("enter_tag") or "force_entry"),
+                )
+            else:
+                trade_id = payload.get("trade_id")
+                result = force_exit(
+                    bot,
+                    trade_id=int(trade_id) if trade_id is not None else None,
+                    pair=payload.get("pair") or None,
+                )
+        except TradeFleetError as exc:
+            result = ManualResult(False, exc.one_line())
+        self._note(
+            bot_id, "INFO" if result.ok else "WARNING", f"{message.type} by {payload.get('actor')}: {result.message}"
+        )
+        bot.emit(
+            CommandResult(
+                bot_id=bot_id,
+                ts_ms=bot.now_ms(),
+                command_id=command_id,
+                command=message.type,
+                ok=result.ok,
+                message=result.message,
+                result=json.dumps({"orders": result.orders, "trade_ids": result.trade_ids}),
+            )
+        )
+        bot.flush()
+
+    # ------------------------------------------------------------------ events and logs
+    def _relay_loop(self) -> None:
+        relay = OutboxRelay(self.store, self.bus, bot_ids=lambda: self._held)
+        while True:
+            try:
+                relay.drain()
+            except Exception:
+                log.exception("gateway %s: relaying events failed; retrying", self.id)
+                self.stop_event.wait(1.0)
+            if self.stop_event.is_set() and not self.wake_relay.is_set():
+                return
+            self.wake_relay.wait(0.5)
+            self.wake_relay.clear()
+
+    def _log_event(self, event: DomainEvent) -> None:
+        level = "WARNING" if isinstance(event, RiskAlert) else "INFO"
+        self._lines.setdefault(event.bot_id, []).append(
+            LogLine(_wall_ms(), level, "tradefleet.bot", describe_event(event))
+        )
+
+    def _note(self, bot_id: str, level: str, message: str) -> None:
+        self._lines.setdefault(bot_id, []).append(LogLine(_wall_ms(), level, "tradefleet.gateway", message))
+
+    def _flush_logs(self) -> None:
+        lines, self._lines = self._lines, {}
+        if self.logs is None:
+            return
+        for bot_id, batch in lines.items():
+            try:
+                self.logs.append(bot_id, batch)
+            except TradeFleetError as exc:
+                log.warning("gateway %s: could not save logs of %s (%s)", self.id, bot_id, exc)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def describe_event(event: DomainEvent) -> str:
+    """Return one log line for a bot's domain event."""
+    if isinstance(event, TradeExecuted):
+        text = (
+            f"{event.action} {event.side} {event.amount:.8g} {event.pair} @ {event.price:.8g} (trade {event.trade_id})"
+        )
+        if event.action == "exit":
+            text += f", {event.reason}, profit {event.profit_abs or 0.0:.8g}"
+        return text
+    if isinstance(event, RiskAlert):
+        return f"risk {event.rule}: {event.message}" + (f" ({event.pair})" if event.pair else "")
+    fields = {k: v for k, v in event.to_dict().items() if k not in ("bot_id", "event_id", "ts_ms", "type")}
+    return f"{event.type} " + ", ".join(f"{k}={v}" for k, v in fields.items())

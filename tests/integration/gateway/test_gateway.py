@@ -1,0 +1,184 @@
+"""Gateways in this process over a real database (SQLite file and PostgreSQL) and the in-process bus.
+
+Bots are claimed by lease and run on the shared market clock; stop releases them; forced orders travel as
+commands over the bus, are applied once and answered; a gateway that loses a lease drops the bot at once;
+two gateways never hold the same bot. (Killing a gateway process is tests/e2e/test_gateway_failover.py.)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from tradefleet.adapters.bus import MemoryBus
+from tradefleet.adapters.storage.db import make_engine
+from tradefleet.adapters.storage.leases import SqlBotLogs, SqlLeases
+from tradefleet.adapters.storage.owner_tables import SqlBotOwners
+from tradefleet.adapters.storage.platform_tables import bot_leases
+from tradefleet.bootstrap import Platform, build_gateway, build_platform
+from tradefleet.config import load_settings
+from tradefleet.core.bots import BotConfig, BotStatus
+from tradefleet.core.bus import COMMANDS_STREAM
+from tradefleet.services.auth import Principal, Role
+from tradefleet.services.auth.service import PrincipalKind
+from tradefleet.services.bots import BotService
+from tradefleet.services.bots.schemas import ForceEnterIn, ForceExitIn
+from tradefleet.services.events import EventsFeed
+from tradefleet.services.gateway import BusCommands, CommandReplies, Gateway
+
+ADMIN = Principal(user_id=None, username="admin", role=Role.ADMIN, kind=PrincipalKind.SERVICE)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class World:
+    platform: Platform
+    bus: MemoryBus
+    leases: SqlLeases
+    service: BotService
+    runs: list[tuple[Gateway, threading.Event, threading.Thread]]
+
+    def gateway(self, gateway_id: str, *, capacity: int = 10, ttl: float = 3.0) -> Gateway:
+        gateway = build_gateway(self.platform, self.bus, gateway_id=gateway_id, capacity=capacity, lease_ttl_s=ttl)
+        stop = threading.Event()
+        thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
+        thread.start()
+        self.runs.append((gateway, stop, thread))
+        return gateway
+
+    def add_bot(self, bot_id: str, pair: str = "BTC/USDT", strategy: str = "SmaCross", per_pair: int = 1) -> BotConfig:
+        risk = {"max_open_trades": 5, "max_per_pair": per_pair, "stake_mode": "percent", "stake_amount": 10}
+        config = BotConfig.model_validate(
+            {"bot_id": bot_id, "strategy": strategy, "pairs": (pair,), "timeframe": "5m", "risk": risk}
+        )
+        self.platform.store.save_bot(config)
+        self.platform.store.set_bot_status(bot_id, BotStatus.RUNNING)
+        return config
+
+    def holder(self, bot_id: str) -> str | None:
+        lease = self.leases.holder(bot_id)
+        return None if lease is None else lease.gateway_id
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path) -> Iterator[World]:
+    overrides = {
+        "data_dir": str(tmp_path / "var"),
+        "database.url": database_url,
+        "paper.speed": 3000,
+        "simulated.synthetic_days": 30,
+    }
+    platform = build_platform(load_settings(overrides=overrides, env={}))
+    bus = MemoryBus()
+    engine = make_engine(database_url)
+    replies = CommandReplies()
+    feed = EventsFeed(bus)
+    feed.add_listener(replies)
+    feed.start()
+    leases = SqlLeases(engine)
+    service = BotService(
+        platform.store,
+        SqlBotOwners(engine),
+        commands=BusCommands(bus, replies),
+        logs=SqlBotLogs(engine),
+        holders=leases,
+        reply_timeout_s=10,
+    )
+    world = World(platform, bus, leases, service, [])
+    try:
+        yield world
+    finally:
+        for _, stop, _ in world.runs:
+            stop.set()
+        for _, _, thread in world.runs:
+            thread.join(20)
+        feed.stop()
+        engine.dispose()
+        bus.close()
+        platform.close()
+
+
+def test_a_gateway_claims_wanted_bots_trades_them_and_releases_them_on_stop(world: World) -> None:
+    world.add_bot("g-sma")
+    world.add_bot("g-rsi", pair="ETH/USDT", strategy="RsiMeanReversion")
+    world.gateway("gw-a")
+    wait_for(lambda: world.holder("g-sma") == "gw-a" and world.holder("g-rsi") == "gw-a", what="both bots claimed")
+    first = world.service.status(ADMIN, "g-sma").last_candle_ms
+    wait_for(lambda: (world.service.status(ADMIN, "g-sma").last_candle_ms or 0) > (first or 0), what="candles")
+    status = world.service.status(ADMIN, "g-sma")
+    assert status.status is BotStatus.RUNNING and status.gateway == "gw-a"
+
+    world.service.stop_bot(ADMIN, "g-sma")
+    wait_for(lambda: world.holder("g-sma") is None, what="the stopped bot's lease released")
+    assert world.platform.store.get_bot_status("g-sma") is BotStatus.STOPPED
+    assert world.holder("g-rsi") == "gw-a", "the other bot runs on"
+    lines = [x.message for x in world.service.logs(ADMIN, "g-sma", limit=50)]
+    assert any("started on gateway gw-a" in m for m in lines) and any(m == "stopped" for m in lines), lines
+
+
+def test_forced_orders_travel_over_the_bus_are_answered_and_applied_once(world: World) -> None:
+    world.add_bot("g-force", per_pair=5)
+    world.gateway("gw-a")
+    wait_for(lambda: world.holder("g-force") == "gw-a", what="the bot claimed")
+    wait_for(lambda: world.service.status(ADMIN, "g-force").last_candle_ms is not None, what="a first candle")
+
+    entered = world.service.force_enter(ADMIN, "g-force", ForceEnterIn(pair="BTC/USDT", stake_amount=500))
+    assert entered.status == "done", entered
+    trade_ids = entered.result["trade_ids"]
+    assert len(trade_ids) == 1
+    orders_before = len(world.platform.store.list_orders("g-force"))
+
+    # The same command delivered again (a redelivery after a crash, say) places nothing more.
+    again = {"pair": "BTC/USDT", "stake_amount": 500, "command_id": entered.command_id, "bot_id": "g-force",
+             "actor": "admin", "issued_ms": time.time_ns() // 1_000_000,
+             "expires_ms": time.time_ns() // 1_000_000 + 30_000}  # fmt: skip
+    world.bus.publish(COMMANDS_STREAM, "ForceEnter", again)
+    time.sleep(0.5)
+    assert len(world.platform.store.list_orders("g-force")) == orders_before
+
+    refused = world.service.force_enter(ADMIN, "g-force", ForceEnterIn(pair="BTC/USDT", stake_amount=10**9))
+    assert refused.status == "failed" and "more than the free" in refused.message, refused
+
+    exited = world.service.force_exit(ADMIN, "g-force", ForceExitIn(trade_id=trade_ids[0]))
+    assert exited.status == "done", exited
+    closed = {t.id: t for t in world.platform.store.closed_trades("g-force")}
+    assert closed[trade_ids[0]].exit_reason == "force_exit"
+    nothing = world.service.force_exit(ADMIN, "g-force", ForceExitIn())
+    assert nothing.status == "failed" and "no open" in nothing.message
+
+
+def test_a_gateway_that_loses_a_lease_drops_the_bot_before_trading_it_again(world: World) -> None:
+    world.add_bot("g-fence")
+    gateway = world.gateway("gw-a", ttl=2.0)
+    wait_for(lambda: "g-fence" in gateway.hosted, what="the bot hosted")
+    with world.platform.store._engine.begin() as conn:  # another gateway took the bot over meanwhile
+        conn.execute(
+            update(bot_leases)
+            .where(bot_leases.c.bot_id == "g-fence")
+            .values(gateway_id="gw-thief", expires_ms=time.time_ns() // 1_000_000 + 600_000)
+        )
+    wait_for(lambda: "g-fence" not in gateway.hosted, timeout=5, what="the bot dropped")
+    assert world.holder("g-fence") == "gw-thief", "the lost lease is not taken back"
+
+
+def test_two_gateways_never_hold_the_same_bot(world: World) -> None:
+    for i in range(4):
+        world.add_bot(f"g-{i}", pair=("BTC/USDT", "ETH/USDT")[i % 2])
+    a = world.gateway("gw-a", capacity=2)
+    b = world.gateway("gw-b", capacity=2)
+    wait_for(lambda: len(a.hosted) + len(b.hosted) == 4, what="every bot hosted")
+    assert not set(a.hosted) & set(b.hosted)
+    assert {world.holder(f"g-{i}") for i in range(4)} == {"gw-a", "gw-b"}
