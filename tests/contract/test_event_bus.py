@@ -396,7 +396,16 @@ def test_event_type_names_match_the_domain_events() -> None:
         if isinstance(obj, type) and issubclass(obj, domain_events.DomainEvent) and obj is not domain_events.DomainEvent
     }
     assert {e.value for e in EventType} == classes
-    assert [c.value for c in CommandType] == ["StartBot", "StopBot", "EmergencyStop", "DeployModel"]
+    assert [c.value for c in CommandType] == [
+        "StartBot",
+        "StopBot",
+        "StopEntries",
+        "Resume",
+        "EmergencyStop",
+        "ForceEnter",
+        "ForceExit",
+        "DeployModel",
+    ]
 
 
 def test_bus_message_is_frozen() -> None:

@@ -265,15 +265,11 @@ class FtCompatService:
         return metrics.profit_summary(trades, bot.starting_balance, self.now_ms())
 
     def balance(self, principal: Principal, bot_id: str) -> Balances:
-        """Return the bot's quote cash and each held base currency at its current rate.
-
-        Cash is starting balance + closed trades' profit − open trades' cost (fees included): every cash
-        movement of a bot account is a fill of one of its trades.
-        """
+        """Return the bot's quote cash (from its trades: ``_cash``) and each held base currency at its rate."""
         bot = self.bots.get_bot(principal, bot_id)
         opens = self._open(principal, bot)
         quote = bot.quote_currency
-        cash = self._cash(principal, bot, opens)
+        cash = _cash(bot, opens, self._closed(principal, bot_id))
         rows = [_balance_row(quote, cash, cash, quote)]
         held: dict[str, tuple[float, float]] = {}
         for t in opens:
@@ -289,10 +285,6 @@ class FtCompatService:
             starting_capital_ratio=ratio, starting_capital_pct=metrics.pct(ratio), starting_capital_fiat=0.0,
             starting_capital_fiat_ratio=0.0, starting_capital_fiat_pct=0.0,
         )  # fmt: skip
-
-    def _cash(self, principal: Principal, bot: BotOut, opens: list[TradeView]) -> float:
-        closed = self._closed(principal, bot.bot_id)
-        return bot.starting_balance + sum(t.profit_abs for t in closed) - sum(t.cost for t in opens)
 
     def performance(self, principal: Principal, bot_id: str) -> list[PerformanceEntry]:
         return metrics.performance(self._closed(principal, bot_id))
@@ -313,7 +305,7 @@ class FtCompatService:
         """Return closed profit per day, week or month, the ``count`` periods up to the bot's time."""
         bot = self.bots.get_bot(principal, bot_id)
         opens, closed = self._open(principal, bot), self._closed(principal, bot_id)
-        balance_now = self._cash(principal, bot, opens) + sum(t.amount * (t.close_rate or 0.0) for t in opens)
+        balance_now = _cash(bot, opens, closed) + sum(t.amount * (t.close_rate or 0.0) for t in opens)
         anchor = self._bot_now(principal, bot, [*opens, *closed])
         return metrics.period_profits(closed, unit, count, anchor, balance_now, bot.quote_currency)
 
@@ -405,6 +397,11 @@ class FtCompatService:
         return ResultMsg(
             result=f"Created exit orders for {what}." if exit_.trade_id is None else f"Created exit order for {what}."
         )
+
+
+def _cash(bot: BotOut, opens: list[TradeView], closed: list[TradeView]) -> float:
+    """Return the quote cash: every cash movement of a bot account is a fill of one of its trades."""
+    return bot.starting_balance + sum(t.profit_abs for t in closed) - sum(t.cost for t in opens)
 
 
 def _iso(ms: int) -> str:
