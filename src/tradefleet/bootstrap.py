@@ -440,6 +440,9 @@ def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:
         feed.add_listener(replies)
         feed.start()
         closers.insert(0, feed.stop)
+    from tradefleet.services.gateway.metrics import PlatformCollector
+
+    services.metrics.registry.register(PlatformCollector(engine))
     app = create_app(services, on_shutdown=closers)
     app.state.events_feed = feed
     app.state.bot_service = BotService(
