@@ -449,6 +449,9 @@ def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:
         platform.store, SqlBotOwners(engine), commands=commands, logs=SqlBotLogs(engine), holders=leases
     )
     app.state.command_replies = replies
+    from tradefleet.services.market import MarketDataService
+
+    app.state.market_service = MarketDataService(platform.candles)
     return app
 
 

@@ -86,11 +86,13 @@ async def events_socket(websocket: WebSocket) -> None:
         return
     settings: WsSettings = getattr(app.state, "ws_settings", None) or WsSettings()
     services: ApiServices = app.state.services
-    principal = await authenticate(websocket, services.auth, settings.auth_timeout_s)
-    if principal is None:
-        return
-    await websocket.send_text(_dump({"type": "authenticated", "user": principal.username, "role": principal.role}))
-    await _Session(websocket, principal, _hub(app, feed, settings), settings).run()
+    with contextlib.suppress(WebSocketDisconnect):  # the client left: nothing more to do
+        principal = await authenticate(websocket, services.auth, settings.auth_timeout_s)
+        if principal is None:
+            return
+        hello = {"type": "authenticated", "user": principal.username, "role": principal.role}
+        await websocket.send_text(_dump(hello))
+        await _Session(websocket, principal, _hub(app, feed, settings), settings).run()
 
 
 # ---------------------------------------------------------------------------------------------- auth

@@ -59,6 +59,8 @@ def test_state_changing_requests_are_recorded_with_actor_action_target_and_outco
     anonymous = api.client.post("/api/v1/bots", json={**BOT, "bot_id": "beta"})
     assert_error(anonymous, 401, "unauthorized")
     assert api.client.get("/api/v1/bots/alpha", headers=trader).status_code == 200  # reads are not recorded
+    nul = api.client.post("/api/v1/auth/login", json={"username": "mal\x00lory", "password": WRONG_PASSWORD})
+    assert_error(nul, 401, "unauthorized")  # PostgreSQL text cannot hold NUL: the row must be written anyway
 
     page = _audit(api, limit=500)
     acts = [r for r in page["items"] if not r["action"].endswith("/auth/login")]  # each bearer() logs in
@@ -75,8 +77,10 @@ def test_state_changing_requests_are_recorded_with_actor_action_target_and_outco
     assert by_request[patched.headers["X-Request-ID"]]["details"] == {"body": {"pairs": ["ETH/USDT"]}}
     assert by_request[denied.headers["X-Request-ID"]]["details"] == {"error": "forbidden"}
     assert all(r["ts_ms"] > 0 for r in page["items"])
+    assert by_request[nul.headers["X-Request-ID"]]["actor"] == "mal\ufffdlory"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # nothing backend-specific beyond the above
 def test_logins_failed_logins_and_logouts_are_recorded_without_any_secret(api: Api) -> None:
     failed = api.client.post("/api/v1/auth/login", json={"username": "trader", "password": WRONG_PASSWORD})
     assert_error(failed, 401, "unauthorized")
@@ -141,7 +145,8 @@ def test_audit_query_filters_paginates_with_a_total_and_is_for_admins_only(api: 
     admin = api.bearer("admin")
     backwards = api.client.get("/api/v1/audit", params={"since_ms": 2000, "until_ms": 1999}, headers=admin)
     assert_error(backwards, 422, "validation_error")
-    for bad in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"since_ms": "yesterday"}, {"until_ms": 10**14}):
+    for bad in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"since_ms": "yesterday"}, {"until_ms": 10**14},
+                {"actor": "a\x00b"}, {"target": "x" * 201}):  # fmt: skip
         assert_error(api.client.get("/api/v1/audit", params=bad, headers=admin), 422, "validation_error")
 
 

@@ -136,6 +136,7 @@ def test_stored_credentials_are_encrypted_never_answered_never_logged_and_decryp
     assert credentials.load_credentials("nobody") is None
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the storage runs on both in the other tests
 def test_only_the_owner_trader_or_an_admin_may_touch_a_bots_credentials(
     api: Api, credentials: CredentialService
 ) -> None:
@@ -161,7 +162,7 @@ def test_only_the_owner_trader_or_an_admin_may_touch_a_bots_credentials(
     assert_error(api.client.delete(_url(), headers=owner), 404, "credentials_not_found")
     assert credentials.load_credentials("alpha") is None
     for bad in ({**minimal, "exchange": "Bin ance"}, {**minimal, "api_key": "   "}, {"exchange": "okx", "secret": "s"},
-                {**minimal, "secret": "x" * 1025}):  # fmt: skip
+                {**minimal, "secret": "x" * 1025}, {**minimal, "api_key": "key\x00with-nul-0123456789"}):  # fmt: skip
         assert_error(api.client.put(_url(), json=bad, headers=owner), 422, "validation_error")
 
 

@@ -16,7 +16,8 @@ from tradefleet.core.candles import dates_ms
 from tradefleet.engine.clock import SimClock
 from tradefleet.services.market import MarketDataService
 
-pytestmark = pytest.mark.realdata
+# Candles live in files, not in the database: one backend is enough (the aliases' tests run on both).
+pytestmark = [pytest.mark.realdata, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 ROWS = 400  # real ETH/BTC 5m candles stored (of 5,760)
 
 

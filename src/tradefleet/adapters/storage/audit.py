@@ -2,7 +2,9 @@
 
 Each method is its own transaction. Nothing here updates or deletes a row: the log only grows (pruning old
 rows is an operator's job, outside the API). Writers are the API (every state-changing request) and, later,
-the CLI and the gateways, all through :class:`SqlAuditLog`. Times are epoch milliseconds.
+the CLI and the gateways, all through :class:`SqlAuditLog`. Times are epoch milliseconds. NUL characters,
+which PostgreSQL text cannot hold and a client may send (as a username, say), are stored as U+FFFD, so no
+input can keep its row out of the log.
 """
 
 from __future__ import annotations
@@ -82,13 +84,13 @@ class SqlAuditLog:
         """Store ``entry``; return its ``seq``."""
         row = {
             "ts_ms": entry.ts_ms,
-            "actor": entry.actor,
-            "role": entry.role,
-            "action": entry.action,
-            "target": entry.target,
+            "actor": _storable(entry.actor),
+            "role": _storable(entry.role),
+            "action": _storable(entry.action),
+            "target": _storable(entry.target),
             "status_code": entry.status_code,
-            "request_id": entry.request_id,
-            "details": entry.details,
+            "request_id": _storable(entry.request_id),
+            "details": _storable(entry.details),
         }
         try:
             with self._engine.begin() as conn:
@@ -115,6 +117,17 @@ class SqlAuditLog:
                     yield conn
         except SQLAlchemyError as exc:
             raise storage_error(operation, exc) from exc
+
+
+def _storable(value: Any) -> Any:
+    """Return ``value`` with NUL characters replaced (PostgreSQL text cannot hold them; a failed login may)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def _filtered(query: Select[Any], where: AuditFilter) -> Select[Any]:

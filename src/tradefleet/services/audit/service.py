@@ -65,6 +65,8 @@ class AuditService:
         authorize(principal, Role.ADMIN)
         if not 1 <= limit <= MAX_PAGE or offset < 0:
             raise AuditQueryError(f"limit must be 1..{MAX_PAGE} and offset at least 0")
+        if any("\x00" in text for text in (where.actor, where.action, where.target) if text is not None):
+            raise AuditQueryError("filters must not contain NUL characters")
         if where.since_ms is not None and where.until_ms is not None and where.since_ms > where.until_ms:
             raise AuditQueryError("since_ms is after until_ms", hint="give since_ms <= until_ms")
         page = self.log.query(where, limit=limit, offset=offset)

@@ -18,6 +18,8 @@ from tradefleet.services.auth.repository import Role
 from tradefleet.services.auth.service import KeyInfo, TokenPair, UserInfo
 
 _MAX_SECRET = 4096  # bodies are bounded; the service refuses over-long passwords without hashing them
+MAX_ID = 2**63 - 1  # ids are 64-bit database integers: a larger one is a 422, not a failed query
+DbId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class _Body(BaseModel):
@@ -148,7 +150,7 @@ def list_users(_admin: RequireAdmin, auth: AuthDep) -> list[UserOut]:
 
 
 @router.patch("/users/{user_id}/role")
-def change_role(user_id: Annotated[int, Path(ge=1)], body: RoleChange, admin: RequireAdmin, auth: AuthDep) -> UserOut:
+def change_role(user_id: DbId, body: RoleChange, admin: RequireAdmin, auth: AuthDep) -> UserOut:
     """Give another user a role (admins; nobody sets their own)."""
     if admin.user_id == user_id:
         raise PermissionDenied("you cannot change your own role", hint="ask another admin")
@@ -170,7 +172,7 @@ def list_api_keys(principal: CurrentPrincipal, auth: AuthDep) -> list[ApiKeyOut]
 
 
 @router.delete("/auth/api-keys/{key_id}", status_code=204)
-def revoke_api_key(key_id: Annotated[int, Path(ge=1)], principal: CurrentPrincipal, auth: AuthDep) -> Response:
+def revoke_api_key(key_id: DbId, principal: CurrentPrincipal, auth: AuthDep) -> Response:
     """Revoke one of your API keys (admins: anyone's)."""
     auth.revoke_api_key(principal, key_id)
     return Response(status_code=204)

@@ -23,9 +23,14 @@ class CredentialsIn(BaseModel):
 
     @field_validator("api_key", "secret", "password")
     @classmethod
-    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
+    def _printable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        if not text.strip():
             raise ValueError("must not be blank")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):  # keys are printable; NUL cannot even be stored
+            raise ValueError("must not contain control characters")
         return value
 
 

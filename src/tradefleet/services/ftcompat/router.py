@@ -107,7 +107,7 @@ public = APIRouter(prefix="/ft/{bot_id}/api/v1", tags=["freqtrade"])
 private = APIRouter(prefix="/ft/{bot_id}/api/v1", tags=["freqtrade"])
 
 
-@public.head("/ping")
+@public.head("/ping", operation_id="ft_ping_head")
 @public.get("/ping")
 def ping(bot_id: BotId) -> Ping:
     """Answer ``pong`` (public, and the same for every bot id: it tells nothing about bots)."""

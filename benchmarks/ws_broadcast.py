@@ -1,0 +1,277 @@
+"""WebSocket broadcast: one event published on the bus → every connected ``/ws`` client, latency and rate.
+
+The API (uvicorn in a thread of this process, like ``tradefleet up``) serves ``/ws`` from an ``EventsFeed``
+tailing an in-process bus. A SEPARATE load-generator process (this file with ``--generate``: asyncio +
+``websockets``) connects ``--clients`` clients (default 1,000), each authenticated with an admin access
+token in the header and subscribed to every bot. This process then publishes events onto the bus the way
+the outbox relay does, each carrying its send time (``CLOCK_MONOTONIC``, shared by processes on Linux):
+
+* ``steady``: ``--events`` events at ``--rate`` per second (a busy fleet);
+* ``burst``: ``--burst`` events published at once (a fleet-wide storm: queueing shows).
+
+Each client records publish→receive latency for every event; the table gives p50/p95/p99/max over all
+deliveries (goal: steady p99 < 250 ms with 1,000 clients) and deliveries (events × clients) per second.
+Clients offer permessage-deflate as browsers do (``--no-compression`` to compare).
+
+    .venv/bin/python benchmarks/ws_broadcast.py [--clients 1000] [--events 100] [--rate 10] [--burst 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+GOAL_P99_MS = 250.0
+USER, PASSWORD = "bench-admin", "bench password 1234"
+
+
+def raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, needed)) if hard != resource.RLIM_INFINITY else max(soft, needed)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < needed:
+        sys.exit(f"the open-file limit is {want}, below the {needed} this run needs (raise `ulimit -n`)")
+
+
+# ------------------------------------------------------------------------------------------ load generator
+
+
+async def _client(
+    url: str, token: str, total: int, compression: str | None, out: dict[str, Any], connected: asyncio.Event
+) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    latencies: list[int] = out["latencies"]
+    try:
+        async with connect(
+            url, additional_headers={"Authorization": f"Bearer {token}"}, compression=compression, open_timeout=60
+        ) as ws:
+            assert json.loads(await ws.recv())["type"] == "authenticated"
+            await ws.send(json.dumps({"type": "subscribe", "bots": ["*"]}))
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            out["ready"] += 1
+            connected.set()
+            got = 0
+            while got < total:
+                raw = await ws.recv()
+                now = time.monotonic_ns()
+                event = json.loads(raw)["event"]
+                latencies.append((event["phase"], now - event["sent_ns"]))
+                got += 1
+            out["last_ns"] = max(out["last_ns"], time.monotonic_ns())
+    except ConnectionClosed as exc:
+        out["closed"].append(f"{exc.rcvd.code if exc.rcvd else None} {exc.rcvd.reason if exc.rcvd else ''}")
+    except (OSError, TimeoutError) as exc:
+        out["errors"].append(repr(exc))
+
+
+async def generate(url: str, token: str, clients: int, total: int, compression: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"latencies": [], "ready": 0, "closed": [], "errors": [], "last_ns": 0}
+    started = time.perf_counter()
+    tasks = []
+    opening = asyncio.Semaphore(100)  # connect 100 at a time: the handshakes, not the backlog, are the limit
+
+    async def one() -> None:
+        async with opening:
+            connected = asyncio.Event()
+            task = asyncio.create_task(_client(url, token, total, compression, out, connected))
+            tasks.append(task)
+            await asyncio.wait([task, asyncio.create_task(connected.wait())], return_when=asyncio.FIRST_COMPLETED)
+
+    await asyncio.gather(*(one() for _ in range(clients)))
+    out["connect_s"] = time.perf_counter() - started
+    print(f"READY {out['ready']}", flush=True)  # the publisher starts now
+    _done, pending = await asyncio.wait(tasks, timeout=float(os.environ.get("WS_BENCH_TIMEOUT_S", "120")))
+    for task in pending:
+        task.cancel()
+    out["timed_out"] = len(pending)
+    return out
+
+
+def run_generator(args: argparse.Namespace) -> None:
+    raise_fd_limit(args.clients + 100)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    compression = None if args.no_compression else "deflate"
+    out = asyncio.run(generate(args.url, args.token, args.clients, args.total, compression))
+    by_phase: dict[str, list[int]] = {}
+    for phase, ns in out.pop("latencies"):
+        by_phase.setdefault(phase, []).append(ns)
+    out["phases"] = by_phase
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = usage.ru_utime + usage.ru_stime
+    sys.stdout.write("RESULT " + json.dumps(out) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ server + publisher
+
+
+def start_api(folder: Path) -> tuple[Any, Any, str, str]:
+    """Start the API with an events feed on an in-process bus; return (server, bus, ws url, admin token)."""
+    import argon2
+
+    from tradefleet.adapters.bus import MemoryBus
+    from tradefleet.adapters.storage import SqlTradingStore, make_engine, upgrade
+    from tradefleet.adapters.storage.owner_tables import SqlBotOwners
+    from tradefleet.api import ApiServices, create_app
+    from tradefleet.cli.serve import listen, make_server
+    from tradefleet.engine.clock import WallClock
+    from tradefleet.services.auth import AuthService, PasswordHasher, Role, SqlAuthRepository, load_or_create_keys
+    from tradefleet.services.bots import BotService
+    from tradefleet.services.events import EventsFeed
+
+    url = f"sqlite:///{(folder / 'bench.sqlite').as_posix()}"
+    upgrade(url)
+    engine = make_engine(url)
+    cheap = argon2.Parameters(
+        type=argon2.Type.ID, version=19, salt_len=16, hash_len=32, time_cost=1, memory_cost=1024, parallelism=1
+    )
+    auth = AuthService(
+        SqlAuthRepository(engine), load_or_create_keys(folder), WallClock(), hasher=PasswordHasher(cheap)
+    )
+    auth.create_user(USER, PASSWORD, Role.ADMIN)
+    token = auth.authenticate(USER, PASSWORD).access_token
+    bus = MemoryBus()
+    feed = EventsFeed(bus)
+    feed.start()
+    app = create_app(ApiServices(auth=auth), on_shutdown=[feed.stop, engine.dispose])
+    app.state.events_feed = feed
+    app.state.bot_service = BotService(SqlTradingStore(engine), SqlBotOwners(engine))
+    sock = listen("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = make_server(app, "127.0.0.1", port)
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="api").start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.01)
+    return server, bus, f"ws://127.0.0.1:{port}/ws", token
+
+
+def publish(bus: Any, phase: str, count: int, rate: float | None, offset: int) -> float:
+    """Publish ``count`` events (at ``rate`` per second, or at once); return the seconds it took."""
+    from tradefleet.core.bus import EVENTS_STREAM
+    from tradefleet.core.events import TradeExecuted
+
+    started = time.perf_counter()
+    for i in range(count):
+        if rate:
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        event = TradeExecuted(
+            bot_id=f"bot-{(offset + i) % 50:03d}", ts_ms=1_700_000_000_000 + offset + i, trade_id=offset + i,
+            pair="BTC/USDT", side="buy", amount=0.0123, price=43_210.5, fee=0.53, action="entry", reason="enter_long",
+        )  # fmt: skip
+        payload = {**event.to_dict(), "phase": phase, "sent_ns": time.monotonic_ns()}
+        bus.publish(EVENTS_STREAM, event.type, payload)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=1_000)
+    parser.add_argument("--events", type=int, default=100, help="steady events")
+    parser.add_argument("--rate", type=float, default=10.0, help="steady events per second")
+    parser.add_argument("--burst", type=int, default=100, help="events published at once after the steady phase")
+    parser.add_argument("--no-compression", action="store_true", help="clients do not offer permessage-deflate")
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:
+        run_generator(args)
+        return
+
+    import _common as c
+
+    raise_fd_limit(args.clients + 200)
+    c.header(f"WebSocket broadcast: {args.clients:,} clients on /ws", quick=False)
+    with tempfile.TemporaryDirectory(prefix="ws-bench-") as tmp:
+        server, bus, url, token = start_api(Path(tmp))
+        total = args.events + args.burst
+        command = [sys.executable, __file__, "--generate", "--url", url, "--token", token, "--total", str(total)]
+        command += ["--clients", str(args.clients)] + (["--no-compression"] if args.no_compression else [])
+        generator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            results, timings = _drive(generator, bus, args)
+        finally:
+            if generator.poll() is None:
+                generator.kill()
+            server.should_exit = True
+    _report(c, args, results, timings)
+
+
+def _drive(generator: subprocess.Popen[str], bus: Any, args: argparse.Namespace) -> tuple[dict[str, Any], dict]:
+    assert generator.stdout is not None
+    ready = generator.stdout.readline().split()
+    if not ready or ready[0] != "READY":
+        raise RuntimeError(f"the load generator did not connect its clients: {ready}")
+    timings: dict[str, Any] = {"ready": int(ready[1])}
+    cpu0 = time.process_time()
+    first_ns = time.monotonic_ns()
+    timings["steady_s"] = publish(bus, "steady", args.events, args.rate, 0)
+    time.sleep(1.0)  # let the steady phase drain before the burst
+    timings["burst_start_ns"] = time.monotonic_ns()
+    timings["burst_s"] = publish(bus, "burst", args.burst, None, args.events)
+    line = generator.stdout.readline()
+    generator.wait(30)
+    timings["server_cpu_s"] = time.process_time() - cpu0
+    timings["first_ns"] = first_ns
+    if not line.startswith("RESULT "):
+        raise RuntimeError("the load generator gave no result")
+    return json.loads(line[len("RESULT ") :]), timings
+
+
+def _report(c: Any, args: argparse.Namespace, results: dict[str, Any], timings: dict[str, Any]) -> None:
+    rows = []
+    spans = {
+        "steady": timings["steady_s"],
+        "burst": (results["last_ns"] - timings["burst_start_ns"]) / 1e9 if results["last_ns"] else float("nan"),
+    }
+    for phase, expected in (("steady", args.events), ("burst", args.burst)):
+        ms = [ns / 1e6 for ns in results["phases"].get(phase, [])]
+        rate = f"{args.rate:g}/s" if phase == "steady" else "at once"
+        rows.append([
+            phase, rate, len(ms), expected * args.clients, c.percentile(ms, 50), c.percentile(ms, 95),
+            c.percentile(ms, 99), max(ms, default=float("nan")), len(ms) / spans[phase] if spans[phase] else 0.0,
+        ])  # fmt: skip
+    c.print_table(
+        ["phase", "publish", "deliveries", "expected", "p50 ms", "p95 ms", "p99 ms", "max ms", "deliveries/s"],
+        rows,
+        title=f"publish → client latency, {results['ready']:,} clients connected in {results['connect_s']:.1f} s",
+    )
+    steady_p99 = c.percentile([ns / 1e6 for ns in results["phases"].get("steady", [])], 99)
+    verdict = "meets" if steady_p99 < GOAL_P99_MS else "MISSES"
+    print(f"\nsteady p99 {steady_p99:.1f} ms {verdict} the goal (< {GOAL_P99_MS:.0f} ms)")
+    deliveries = sum(len(v) for v in results["phases"].values())
+    print(
+        f"CPU: API process {timings['server_cpu_s']:.1f} s while publishing "
+        f"({timings['server_cpu_s'] / max(deliveries, 1) * 1e6:.0f} µs per delivery), "
+        f"load generator {results['cpu_s']:.1f} s in all (connecting included)"
+    )
+    if results["closed"] or results["errors"] or results["timed_out"]:
+        print(f"dropped/closed clients: {len(results['closed'])} {results['closed'][:3]}")
+        print(f"client errors: {len(results['errors'])} {results['errors'][:3]}; timed out: {results['timed_out']}")
+
+
+if __name__ == "__main__":
+    main()
