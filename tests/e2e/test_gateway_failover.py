@@ -47,6 +47,8 @@ PASSWORD = "failover-admin-pw-1"
 SPEED = 600  # 10 one-minute candles per second per bot
 LEASE_TTL_S = 4.0
 TAKEOVER_LIMIT_S = 30.0
+MIN_ORDERS = 60  # in the whole run
+MORE_ORDERS = 10  # placed by the taken-over bots on the survivor
 STRATEGIES = ("SmaCross", "RsiMeanReversion", "BollingerBreakout", "MacdTrend")
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT")
 BOTS = tuple((f"bot-{i:02d}", STRATEGIES[i % 4], PAIRS[(i + i // 4) % 4]) for i in range(10))
@@ -359,13 +361,20 @@ def kill_and_take_over(cluster: Cluster, rest: Rest, engine: Engine, run: Failov
     assert not sender.is_alive(), "the forced entry sent at the kill got no answer"
 
 
+def traded_on(engine: Engine, run: Failover) -> bool:
+    """True once the taken-over bots placed :data:`MORE_ORDERS` orders since the kill and all bots enough."""
+    counts = orders_by_bot(engine)
+    more = sum(counts.get(b, 0) - run.orders_at_kill.get(b, 0) for b in run.a_bots)
+    return more >= MORE_ORDERS and sum(counts.values()) >= MIN_ORDERS
+
+
 def carry_on(cluster: Cluster, rest: Rest, engine: Engine, run: Failover) -> None:
     """Command a taken-over bot through gw-b, let the taken-over bots trade there, stop gw-b and the API."""
     run.manual += manual_round(rest, run.a_bots[0])
     wait_for(
-        "the taken-over bots to trade on gw-b",
-        lambda: sum(orders_by_bot(engine).get(b, 0) - run.orders_at_kill.get(b, 0) for b in run.a_bots) >= 5,
-        30,
+        f"the taken-over bots to place {MORE_ORDERS} orders on gw-b, {MIN_ORDERS} in all",
+        lambda: traded_on(engine, run),
+        45,
         cluster,
         "api",
         "gw-b",
@@ -417,4 +426,4 @@ def test_bots_of_a_killed_gateway_continue_on_the_other_with_nothing_lost_or_dou
     assert result.unprotected == [], result.report()
     assert result.stop_mismatches == [], result.report()
     assert set(result.positions) == {b for b, _s, _p in BOTS}, result.report()
-    assert result.db_orders >= 50, result.report()
+    assert result.db_orders >= MIN_ORDERS, result.report()

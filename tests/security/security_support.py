@@ -64,16 +64,16 @@ class World:
 
 
 def wire_missing(app: FastAPI, platform: Platform) -> None:
-    """Fill in what ``bootstrap.build_api`` does not wire yet (audit log, credentials, market data).
+    """Fill in what ``bootstrap.build_api`` does not wire yet (the audit log, the credentials service).
 
-    A no-op for each part the composition root wires; until then the routes under test would answer 503.
+    A no-op for each part the composition root wires (delete this once it wires both); until then their
+    routes would answer 503 and nothing would be audited.
     """
     from tradefleet.adapters.storage.audit import SqlAuditLog
     from tradefleet.adapters.storage.credentials import SqlCredentialStore
     from tradefleet.adapters.storage.db import make_engine
     from tradefleet.services.auth import load_or_create_keys
     from tradefleet.services.credentials import CredentialService
-    from tradefleet.services.market.service import MarketDataService
 
     settings = platform.settings
     engine = make_engine(settings.database_url)
@@ -83,5 +83,3 @@ def wire_missing(app: FastAPI, platform: Platform) -> None:
     if getattr(app.state, "credential_service", None) is None:
         box = load_or_create_keys(settings.data_dir).secret_box
         app.state.credential_service = CredentialService(SqlCredentialStore(engine), box, app.state.bot_service)
-    if getattr(app.state, "market_service", None) is None:
-        app.state.market_service = MarketDataService(platform.candles)
