@@ -407,9 +407,10 @@ def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:
 
     settings = platform.settings
     engine = make_engine(settings.database_url)
+    keys = load_or_create_keys(settings.data_dir)
     auth = AuthService(
         SqlAuthRepository(engine),
-        load_or_create_keys(settings.data_dir),
+        keys,
         WallClock(),
         inter_service_token=settings.integrations.inter_service_token,
     )
@@ -430,7 +431,11 @@ def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:
     ]
     replies = CommandReplies()
     commands = BusCommands(bus, replies) if bus is not None else None
-    services = ApiServices(auth=auth, store=platform.store, health_checks=checks)
+    from tradefleet.adapters.storage.audit import SqlAuditLog
+    from tradefleet.adapters.storage.credentials import SqlCredentialStore
+    from tradefleet.services.credentials import CredentialService
+
+    services = ApiServices(auth=auth, store=platform.store, health_checks=checks, audit=SqlAuditLog(engine))
     closers: list[Callable[[], None]] = [engine.dispose]
     feed = None
     if bus is not None:  # live events for /ws and the gateways' answers to commands
@@ -445,9 +450,9 @@ def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:
     services.metrics.registry.register(PlatformCollector(engine))
     app = create_app(services, on_shutdown=closers)
     app.state.events_feed = feed
-    app.state.bot_service = BotService(
-        platform.store, SqlBotOwners(engine), commands=commands, logs=SqlBotLogs(engine), holders=leases
-    )
+    bots = BotService(platform.store, SqlBotOwners(engine), commands=commands, logs=SqlBotLogs(engine), holders=leases)
+    app.state.bot_service = bots
+    app.state.credential_service = CredentialService(SqlCredentialStore(engine), keys.secret_box, bots)
     app.state.command_replies = replies
     from tradefleet.services.market import MarketDataService
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from security_support import BOT, PASSWORD, USERS, LiveServer, World, wire_missing
+from security_support import BOT, PASSWORD, USERS, LiveServer, World
 
 from tradefleet.bootstrap import build_api, build_bus, build_platform
 from tradefleet.config import Settings
@@ -20,7 +20,6 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     platform = build_platform(settings)
     bus = build_bus(settings)
     app = build_api(platform, bus)
-    wire_missing(app, platform)
     auth = app.state.services.auth
     user_ids = {name: auth.create_user(name, PASSWORD, role).id for name, role in USERS.items()}
     server = LiveServer(app).start()

@@ -21,13 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "ap
 
 from api_support import LiveServer
 
-from tradefleet.bootstrap import Platform
 from tradefleet.services.auth import Role
 
 PASSWORD = "correct horse battery staple"
 BOT_ID = "alpha"
 BOT: dict[str, Any] = {"bot_id": BOT_ID, "strategy": "SampleStrategy", "pairs": ["BTC/USDT"], "timeframe": "5m"}
-__all__ = ["BOT", "BOT_ID", "PASSWORD", "USERS", "LiveServer", "World", "wire_missing"]
+__all__ = ["BOT", "BOT_ID", "PASSWORD", "USERS", "LiveServer", "World"]
 
 USERS = {"admin": Role.ADMIN, "owner": Role.TRADER, "other": Role.TRADER, "viewer": Role.VIEWER}
 
@@ -61,25 +60,3 @@ class World:
         elif found.json()["status"] != "stopped":
             stopped = self.client.post(f"/api/v1/bots/{BOT_ID}/stop", headers=self.bearer("admin"))
             assert stopped.status_code == 200, stopped.text
-
-
-def wire_missing(app: FastAPI, platform: Platform) -> None:
-    """Fill in what ``bootstrap.build_api`` does not wire yet (the audit log, the credentials service).
-
-    A no-op for each part the composition root wires (delete this once it wires both); until then their
-    routes would answer 503 and nothing would be audited.
-    """
-    from tradefleet.adapters.storage.audit import SqlAuditLog
-    from tradefleet.adapters.storage.credentials import SqlCredentialStore
-    from tradefleet.adapters.storage.db import make_engine
-    from tradefleet.services.auth import load_or_create_keys
-    from tradefleet.services.credentials import CredentialService
-
-    settings = platform.settings
-    engine = make_engine(settings.database_url)
-    platform.closers.append(engine.dispose)
-    if app.state.services.audit is None:
-        app.state.services.audit = SqlAuditLog(engine)
-    if getattr(app.state, "credential_service", None) is None:
-        box = load_or_create_keys(settings.data_dir).secret_box
-        app.state.credential_service = CredentialService(SqlCredentialStore(engine), box, app.state.bot_service)
