@@ -46,7 +46,10 @@ def make_server(app: Any, host: str, port: int) -> uvicorn.Server:
         def capture_signals(self) -> Iterator[None]:  # the caller stops us (and the fleet) on a signal
             yield
 
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", server_header=False)
+    # No per-message deflate: events are small and it was over half of the broadcast cost (ws_broadcast.py).
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, lifespan="on", server_header=False, ws_per_message_deflate=False
+    )
     return Server(config)
 
 

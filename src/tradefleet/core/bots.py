@@ -16,6 +16,9 @@ from tradefleet.core.risk import RiskSettings
 _BOT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
+PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # free text: no control characters but tab and newlines
+
+
 def check_bot_id(value: str) -> str:
     """Return ``value`` if it is a valid bot id; raise ValueError (for validators) otherwise."""
     if not _BOT_ID.match(value):

@@ -299,3 +299,18 @@ def test_trades_are_paginated_and_filtered_with_performance_positions_and_equity
     status = api.client.get("/api/v1/bots/alpha/status", headers=trader).json()
     assert status["last_candle_ms"] == 6_000 and status["progress"] == {"BTC/USDT": 5_000, "ETH/USDT": 6_000}
     assert_error(api.client.delete("/api/v1/bots/alpha", headers=trader), 409, "bot_state")
+
+
+def test_control_characters_are_refused_before_they_reach_the_database(api: Api, store: SqlTradingStore) -> None:
+    """PostgreSQL cannot store NUL: ids and free text holding one are a 4xx, never a storage error."""
+    admin = api.bearer("admin")
+    assert api.client.post("/api/v1/bots", json=BOT, headers=api.bearer("trader")).status_code == 201
+    assert_error(api.client.get("/api/v1/bots/a%00b/status", headers=admin), 404, "bot_not_found")
+    assert_error(api.client.get("/api/status", params={"bot_id": "a\x00b"}, headers=admin), 404, "bot_not_found")
+    stop = {"level": "HALT_ENTRIES", "reason": "oops\x00"}
+    assert_error(
+        api.client.post("/api/v1/bots/alpha/emergency-stop", json=stop, headers=admin), 422, "validation_error"
+    )
+    key = {"name": "script\x00"}
+    assert_error(api.client.post("/api/v1/auth/api-keys", json=key, headers=admin), 422, "validation_error")
+    assert store.get_kill_switch("alpha").name == "NONE", "nothing was half-written"

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tradefleet.api.deps import AuthDep, CurrentPrincipal, RequireAdmin
+from tradefleet.core.bots import PRINTABLE
 from tradefleet.services.auth.errors import PermissionDenied
 from tradefleet.services.auth.repository import Role
 from tradefleet.services.auth.service import KeyInfo, TokenPair, UserInfo
@@ -68,7 +69,7 @@ class UserOut(BaseModel):
 
 
 class ApiKeyCreate(_Body):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=PRINTABLE)
 
 
 class ApiKeyOut(BaseModel):

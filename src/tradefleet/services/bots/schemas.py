@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tradefleet.core.bots import BotStatus, check_bot_id, check_pairs, check_timeframe
+from tradefleet.core.bots import PRINTABLE, BotStatus, check_bot_id, check_pairs, check_timeframe
 from tradefleet.core.risk import RiskSettings
 
 KillLevelName = Literal["HALT_ENTRIES", "CANCEL_ALL", "FLATTEN"]
@@ -57,7 +57,7 @@ class BotUpdate(_Body):
 
 class EmergencyStop(_Body):
     level: KillLevelName
-    reason: str = Field("", max_length=500)
+    reason: str = Field("", max_length=500, pattern=PRINTABLE)
 
 
 class BotOut(BaseModel):
@@ -171,7 +171,7 @@ class ForceEnterIn(_Body):
 
     pair: str = Field(min_length=3, max_length=40)
     stake_amount: float | None = Field(None, gt=0, description="quote to spend; default: the bot's stake rule")
-    enter_tag: str | None = Field(None, max_length=100)
+    enter_tag: str | None = Field(None, max_length=100, pattern=PRINTABLE)
 
     @field_validator("pair")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from tradefleet.core.bots import BotConfig, BotStatus
+from tradefleet.core.bots import BotConfig, BotStatus, check_bot_id
 from tradefleet.core.bus import CommandType
 from tradefleet.core.errors import TradeFleetError
 from tradefleet.core.ports import TradingStore
@@ -142,6 +142,10 @@ class BotService:
     def _config(self, principal: Principal, bot_id: str, minimum: Role = Role.VIEWER) -> BotConfig:
         """Return the bot if ``principal`` may see it; the role check comes first and says nothing of the bot."""
         authorize(principal, minimum)
+        try:
+            check_bot_id(bot_id)  # an id no bot can have (control characters, say) never reaches the database
+        except ValueError:
+            raise UnknownBotError(f"no bot {bot_id[:63]!r}") from None
         config = self.store.get_bot(bot_id)
         if config is None or not self._may_see(principal, self.owners.owner_of(bot_id)):
             raise UnknownBotError(f"no bot {bot_id!r}")

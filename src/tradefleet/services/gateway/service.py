@@ -53,6 +53,9 @@ class GatewayConfig:
     heartbeat_s: float = 2.0
     scan_s: float = 1.0
     tick_s: float = 0.05
+    # Candles one step may deliver per feed: a catch-up after a takeover runs in slices, and the lease is
+    # checked between slices, so no step outlives the lease.
+    max_step_candles: int = 100
     flush_s: float = 1.0
 
 
@@ -156,19 +159,30 @@ class Gateway:
                     self._scan()
                     last_scan = mono
                 self.bus.consume(COMMANDS_STREAM, f"gateway.{self.id}", self.id, self._on_command, batch=50, block_ms=0)
-                if time.monotonic() < self._lease_ok_until:
-                    self.fleet.step(self.fleet.clock.now_ms())
+                behind = self._step() if time.monotonic() < self._lease_ok_until else False
                 if self._kill_now or mono - last_flush >= self.config.flush_s:
                     self._kill_now = False
                     self.fleet.check_kill_switches()
                     self.fleet.flush()
                     self._flush_logs()
                     last_flush = mono
-                stop.wait(self.config.tick_s)
+                if not behind:
+                    stop.wait(self.config.tick_s)
         finally:
             self.wake_relay.set()
             self.shutdown()
             relay.join(5)
+
+    def _step(self) -> bool:
+        """Deliver candles closed by now, at most ``max_step_candles`` per feed; return True if still behind."""
+        now = self.fleet.clock.now_ms()
+        upcoming = [(c, h.tf_ms) for h in self.fleet.hubs if (c := h.next_close_ms()) is not None]
+        target = now
+        if upcoming:
+            first, tf_ms = min(upcoming)
+            target = min(now, first + (self.config.max_step_candles - 1) * tf_ms)
+        self.fleet.step(target)
+        return target < now
 
     def _beat_if_due(self) -> None:
         """Heartbeat when ``heartbeat_s`` passed (also between bot starts: a long scan must not lose leases)."""
