@@ -114,7 +114,7 @@ def test_up_serves_the_api_next_to_the_fleet_and_stops_both_on_sigint(tmp_path: 
         assert components["gateways"]["status"] == "ok", components
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
         assert "tradefleet_gateways_alive 1.0" in metrics, metrics
-        assert 'tradefleet_bots{status="running"} 4.0' in metrics, metrics
+        assert 'tradefleet_bots{status="running"} 1.0' in metrics, metrics  # the one configured bot
         passwords = [m.group(1) for line in first.lines if (m := PASSWORD_LINE.search(line))]
         assert len(passwords) == 1, first.stdout
         assert login(url, passwords[0]).status_code == 200
