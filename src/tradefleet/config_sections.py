@@ -57,6 +57,9 @@ class ExchangeAccount(_Section):
     secret: SecretStr | None = None
     password: SecretStr | None = Field(default=None, description="passphrase, for venues that need one")
     sandbox: bool | None = Field(default=None, description="overrides exchange.sandbox for this account")
+    api_url: str | None = Field(
+        default=None, description="re-point the venue's REST API at this base URL (a proxy, a recorded-answer server)"
+    )
 
     @field_validator("exchange")
     @classmethod
@@ -64,6 +67,11 @@ class ExchangeAccount(_Section):
         if not re.fullmatch(r"[a-z0-9_]+", value):
             raise ValueError("must be a ccxt exchange id in lower case, e.g. binance (defaults to the account name)")
         return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _valid_api_url(cls, value: str | None) -> str | None:
+        return _url(value, ("http", "https"))
 
     @model_validator(mode="after")
     def _key_pair(self) -> ExchangeAccount:

@@ -12,7 +12,7 @@ from tradefleet.core.bots import BotConfig, BotStatus
 from tradefleet.core.errors import StorageError
 from tradefleet.core.events import BotStatusUpdate, DomainEvent, OrderUpdate, RiskAlert
 from tradefleet.core.orders import Fill, Order, OrderIntent, OrderSide, OrderStatus, OrderType
-from tradefleet.core.ports import EquitySnapshot
+from tradefleet.core.ports import EquitySnapshot, PendingEvent
 from tradefleet.core.risk import KillSwitchLevel, RiskSettings
 from tradefleet.core.trades import Trade
 
@@ -337,11 +337,11 @@ def test_outbox_publish_cycle_returns_events_in_order_until_published(store: Sql
     store.add_events([])
 
     pending = store.pending_events()
-    assert pending == [e.to_dict() for e in events]
+    assert [p.payload for p in pending] == [e.to_dict() for e in events]
     assert store.pending_events(limit=2) == pending[:2]
 
     store.mark_published([events[0].event_id, events[2].event_id])
-    assert store.pending_events() == [events[1].to_dict()]
+    assert store.pending_events() == [PendingEvent(events[1].to_dict())]
     store.mark_published([events[1].event_id, "never-queued"])
     store.mark_published([])
     assert store.pending_events() == []
@@ -353,7 +353,7 @@ def test_mark_published_handles_more_ids_than_one_statement_takes(store: SqlTrad
 
     store.mark_published([e.event_id for e in events[:1_200]])
 
-    assert store.pending_events(limit=10) == [events[-1].to_dict()]
+    assert store.pending_events(limit=10) == [PendingEvent(events[-1].to_dict())]
 
 
 def test_mark_processed_is_true_once_per_consumer_and_event(store: SqlTradingStore) -> None:

@@ -37,8 +37,8 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from tradefleet.api.deps import ApiServices, current_principal
 from tradefleet.core.bus import entry_id_key
 from tradefleet.core.errors import TradeFleetError
-from tradefleet.services.auth import AuthError, AuthService, Principal, Role
-from tradefleet.services.bots import UnknownBotError
+from tradefleet.services.auth import AuthError, AuthService, Principal
+from tradefleet.services.bots import UnknownBotError, may_see
 from tradefleet.services.events import (
     ALL_BOTS,
     CLIENT_MESSAGE,
@@ -256,8 +256,8 @@ class _Session:
     def _hidden(self, bots: list[str]) -> list[str]:
         """The requested bots the caller may not see (or that do not exist), via the bots service."""
         service = getattr(self.ws.app.state, "bot_service", None)
-        if service is None:
-            return [] if self.principal.allows(Role.ADMIN) else bots
+        if service is None:  # no owners known here: every bot counts as nobody's
+            return [] if may_see(self.principal, None) else bots
         hidden = []
         for bot_id in bots:
             try:

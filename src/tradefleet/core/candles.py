@@ -7,6 +7,7 @@ A candle frame is a pandas DataFrame with columns ``date`` (tz-aware UTC, candle
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,3 +118,19 @@ def empty_frame() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in OHLCV})
     frame.insert(0, "date", pd.Series(dtype="datetime64[ms, UTC]"))
     return frame
+
+
+def ohlcv_rows_frame(rows: list[list[Any]], lo: int, hi: int) -> pd.DataFrame:
+    """Return exchange OHLCV rows ``[ms, o, h, l, c, v]`` opening in ``[lo, hi)`` as a candle frame.
+
+    Rows come as ccxt's ``fetch_ohlcv`` gives them; a repeated open time keeps its last copy.
+    """
+    if not rows:
+        return empty_frame()
+    frame = pd.DataFrame([row[:6] for row in rows], columns=["ms", *OHLCV])
+    frame = frame[(frame["ms"] >= lo) & (frame["ms"] < hi)]
+    frame = frame.drop_duplicates(subset="ms", keep="last").sort_values("ms")
+    date = pd.to_datetime(frame["ms"].astype("int64"), unit="ms", utc=True)
+    out = frame.drop(columns="ms").astype("float64")
+    out.insert(0, "date", date.astype("datetime64[ms, UTC]"))
+    return out.reset_index(drop=True)

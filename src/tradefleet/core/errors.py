@@ -94,6 +94,14 @@ class StorageError(TradeFleetError):
     code = "storage_error"
 
 
+class LeaseLostError(TradeFleetError):
+    """A gateway no longer holds the lease of the bot it acted for: another gateway may run the bot now."""
+
+    code = "lease_lost"
+    hint = "the bot is dropped here; the gateway holding its lease runs it"
+    http_status = 409
+
+
 class ExchangeError(TradeFleetError):
     code = "exchange_error"
 

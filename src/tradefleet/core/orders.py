@@ -8,9 +8,12 @@ sending it again.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass, field
 
 from tradefleet.core.errors import OrderStateError
+
+log = logging.getLogger(__name__)
 
 
 class OrderStatus(enum.StrEnum):
@@ -122,6 +125,8 @@ class Order:
     trade_ref: int | None = None
     updated_ms: int = 0
     fill_ids: set[str] = field(default_factory=set)
+    # Fees the venue took in the base asset (Binance on buys): part of ``filled`` never reached the account.
+    fee_base: float = 0.0
 
     @property
     def remaining(self) -> float:
@@ -151,7 +156,15 @@ class Order:
         check_transition(self.status, target)  # before any change: a refused fill leaves the order as it was
         self.average = (self.average * self.filled + fill.price * fill.amount) / total
         self.filled = total
-        self.fee += fill.fee
+        base, _, quote = self.pair.partition("/")
+        if fill.fee_currency == base:  # ``fee`` stays in quote currency; the withheld base is remembered
+            self.fee_base += fill.fee
+            self.fee += fill.fee * fill.price
+        elif fill.fee_currency in ("", quote):
+            self.fee += fill.fee
+        else:  # a third asset (BNB, say): it leaves this pair's accounting untouched
+            log.warning("order %s: fee of %g %s not counted in %s", self.client_order_id, fill.fee,
+                        fill.fee_currency, quote)  # fmt: skip
         self.fill_ids.add(fill.trade_id)
         self.transition(target, max(self.updated_ms, fill.timestamp_ms))
         return True

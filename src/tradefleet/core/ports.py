@@ -135,10 +135,11 @@ class TradingStore(Protocol):
     """Durable state of bots: the source of truth. Every method commits unless inside :meth:`transaction`.
 
     ``add_order`` is the commit-before-act point: it returns False (and writes nothing) when the client order
-    id already exists, which makes replays after a crash idempotent.
+    id already exists, which makes replays after a crash idempotent. ``transaction(write=False)`` groups reads
+    into one transaction that takes no write lock.
     """
 
-    def transaction(self) -> AbstractContextManager[None]: ...
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[None]: ...
 
     # bots
     def save_bot(self, config: BotConfig) -> None: ...
@@ -152,6 +153,9 @@ class TradingStore(Protocol):
 
     # orders and fills
     def add_order(self, order: Order) -> bool: ...
+    def fence(self, bot_id: str, holder: str | None, epoch: int = 0) -> None:
+        """Refuse the bot's new orders (LeaseLostError) unless ``holder`` holds its lease at ``epoch``."""
+
     def update_order(self, order: Order) -> None: ...
     def get_order(self, client_order_id: str) -> Order | None: ...
     def live_orders(self, bot_id: str) -> list[Order]: ...
@@ -174,7 +178,7 @@ class TradingStore(Protocol):
 
     # events outbox and idempotent consumers
     def add_events(self, events: list[DomainEvent]) -> None: ...
-    def pending_events(self, limit: int = 100, bot_ids: Collection[str] | None = None) -> list[dict[str, Any]]: ...
+    def pending_events(self, limit: int = 100, bot_ids: Collection[str] | None = None) -> list[PendingEvent]: ...
     def mark_published(self, event_ids: list[str]) -> None: ...
     def mark_processed(self, consumer: str, event_id: str) -> bool: ...
 
@@ -192,3 +196,11 @@ class EquitySnapshot:
     realized: float
     unrealized: float
     fees_paid: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An outbox event not yet on the bus: ``DomainEvent.to_dict()`` and the trace id bound when it was added."""
+
+    payload: dict[str, Any]
+    trace_id: str | None = None

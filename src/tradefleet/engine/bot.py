@@ -432,13 +432,20 @@ class BotRuntime:
         rate = order.average
         stop = rate * (1.0 + self.stoploss)
         ts = order.updated_ms or self.now_ms()
+        amount, fee = order.filled, order.fee
+        if order.fee_base:
+            # The venue kept part of the coins as its fee: the trade holds what can be sold, and the dust
+            # below the venue's amount step counts as cost (the quote paid stays exactly what was paid).
+            net = order.filled - order.fee_base
+            amount = floor_to_step(net, self.markets[order.pair].amount_precision)
+            fee += (net - amount) * rate
         trade = Trade(
             bot_id=self.bot_id,
             pair=order.pair,
             open_ms=ts,
             open_rate=rate,
-            amount=order.filled,
-            fee_open=order.fee,
+            amount=amount,
+            fee_open=fee,
             stop_price=stop,
             initial_stop=stop,
             entry_order=order.client_order_id,
@@ -446,7 +453,7 @@ class BotRuntime:
             max_rate=rate,
         )
         trade.id = self.store.add_trade(trade)
-        self.portfolio.apply_fill(order.pair, "buy", order.filled, rate, order.fee)
+        self.portfolio.apply_fill(order.pair, "buy", amount, rate, fee)
         self.trades.setdefault(order.pair, []).append(trade)
         self.counters.entries += 1
         self.emit(
@@ -456,9 +463,9 @@ class BotRuntime:
                 trade_id=trade.id,
                 pair=order.pair,
                 side="buy",
-                amount=order.filled,
+                amount=amount,
                 price=rate,
-                fee=order.fee,
+                fee=fee,
                 action="entry",
                 reason=order.reason,
             )

@@ -3,6 +3,10 @@
 A hundred bots on one pair cost one feed and, when they run the same strategy with the same parameters, one
 analysis. The hub walks closed candles in time order across pairs; for each candle it first lets the venue
 match resting orders (simulated exchange), then lets every subscribed bot handle the close.
+
+A *static* hub reads each pair's candles once (replays, paper trading on stored data). A live hub
+(``static=False``) asks its source again whenever a candle is due to have closed, appends what came and
+keeps a bounded window; a source that fails is retried after a back-off, the other pairs go on.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tradefleet.core.candles import dates_ms, timeframe_to_ms
+from tradefleet.core.errors import TradeFleetError
 from tradefleet.core.ports import CandleSource
 from tradefleet.engine.bot import BotRuntime, Signals
 
@@ -33,6 +38,29 @@ class _PairFeed:
     next_index: int = -1  # first candle not yet delivered (-1: no bot yet)
     bots: list[BotRuntime] = field(default_factory=list)
     keys: list[tuple[Any, ...]] = field(default_factory=list)
+    poll_after_ms: int = 0  # live feeds: do not ask the source again before this time
+
+    def append(self, new: pd.DataFrame) -> int:
+        """Append candles opening after the last one held; return how many were added."""
+        new_ms = dates_ms(new["date"])
+        keep = new_ms > (int(self.open_ms[-1]) if len(self.open_ms) else -1)
+        if not keep.any():
+            return 0
+        new = new.loc[keep]
+        self.frame = pd.concat([self.frame, new], ignore_index=True) if len(self.frame) else new.reset_index(drop=True)
+        self.open_ms = np.concatenate([self.open_ms, new_ms[keep]])
+        self.ohlc = np.concatenate([self.ohlc, new[["open", "high", "low", "close"]].to_numpy(dtype="float64")])
+        return int(keep.sum())
+
+    def trim(self, keep: int) -> None:
+        """Drop the oldest candles beyond ``keep`` that no bot needs any more (indices shift with them)."""
+        drop = min(len(self.open_ms) - keep, max(0, self.next_index) - keep // 2)
+        if drop <= 0:
+            return
+        self.frame = self.frame.iloc[drop:].reset_index(drop=True)
+        self.open_ms = self.open_ms[drop:]
+        self.ohlc = self.ohlc[drop:]
+        self.next_index -= drop
 
 
 def _strategy_key(bot: BotRuntime) -> tuple[Any, ...]:
@@ -67,6 +95,9 @@ class MarketDataHub:
         analysis_window: int | None = 2000,
         history_ms: int | None = None,
         static: bool = True,
+        poll_ms: int = 2_000,
+        retry_ms: int = 10_000,
+        on_bot_error: Callable[[BotRuntime, Exception], None] | None = None,
     ) -> None:
         self.source = source
         self.timeframe = timeframe
@@ -75,6 +106,12 @@ class MarketDataHub:
         self.venue = venue
         self.window = analysis_window
         self.static = static
+        self.poll_ms = poll_ms  # live: how often to ask again for a candle that is due but not yet published
+        self.retry_ms = retry_ms  # live: back-off after the source failed
+        self.fetch_errors = 0
+        # Set (gateways): a bot whose step raises is reported and gets no more candles in this delivery,
+        # instead of the error stopping every bot of the hub. Unset (backtests): the error propagates.
+        self.on_bot_error = on_bot_error
         self.history_ms = history_ms if history_ms is not None else 2000 * self.tf_ms
         self.feeds: dict[str, _PairFeed] = {}
         self.delivered = 0
@@ -124,8 +161,32 @@ class MarketDataHub:
         ]
         return min(closes) if closes else None
 
+    def refresh(self, now_ms: int) -> int:
+        """Live hubs: fetch the candles that closed since each feed last read; return how many came."""
+        added = 0
+        for pair, feed in self.feeds.items():
+            last = int(feed.open_ms[-1]) if len(feed.open_ms) else self.start_ms - 2 * self.tf_ms
+            if now_ms < last + 2 * self.tf_ms or now_ms < feed.poll_after_ms:
+                continue  # the next candle has not closed yet, or asked too recently
+            try:
+                new = self.source.candles(pair, self.timeframe, last + self.tf_ms, now_ms - self.tf_ms + 1)
+            except TradeFleetError as exc:
+                self.fetch_errors += 1
+                feed.poll_after_ms = now_ms + self.retry_ms
+                log.warning("%s %s: cannot fetch candles (%s); retrying in %d s", pair, self.timeframe,
+                            exc.one_line(), self.retry_ms // 1000)  # fmt: skip
+                continue
+            got = feed.append(new) if len(new) else 0
+            added += got
+            feed.poll_after_ms = 0 if got else now_ms + self.poll_ms
+            if self.window is not None:
+                feed.trim(2 * self.window)
+        return added
+
     def advance_to(self, now_ms: int) -> int:
         """Deliver every candle that has closed by ``now_ms``; return how many candle-steps ran."""
+        if not self.static:
+            self.refresh(now_ms)
         ranges: dict[str, tuple[int, int]] = {}
         for pair, feed in self.feeds.items():
             hi = int(np.searchsorted(feed.open_ms, now_ms - self.tf_ms, side="right"))
@@ -140,6 +201,7 @@ class MarketDataHub:
             for i in range(lo, hi)
         )
         steps = 0
+        failed: list[BotRuntime] = []
         for open_ms, _, pair, i in timeline:
             feed = self.feeds[pair]
             if self.venue is not None:
@@ -148,7 +210,14 @@ class MarketDataHub:
                 self.venue(pair, open_ms, open_ms + self.tf_ms, (float(o), float(h), float(low), float(c)), nxt)
             for bot, key in zip(feed.bots, feed.keys, strict=True):
                 sig, offset = analyses[(pair, key)]
-                bot.step(pair, i - offset, sig)
+                if self.on_bot_error is None:
+                    bot.step(pair, i - offset, sig)
+                elif bot not in failed:
+                    try:
+                        bot.step(pair, i - offset, sig)
+                    except Exception as exc:
+                        failed.append(bot)
+                        self.on_bot_error(bot, exc)
                 steps += 1
             feed.next_index = i + 1
             self.market_ms = max(self.market_ms, open_ms + self.tf_ms)

@@ -16,12 +16,15 @@ from typing import Any
 import httpx
 import pytest
 from api_support import PASSWORD, Api, assert_error
-from sqlalchemy import select, text, update
+from sqlalchemy import func, insert, select, text, update
 
 from tradefleet.adapters.storage import SqlTradingStore
 from tradefleet.adapters.storage.credentials import SqlCredentialStore
-from tradefleet.adapters.storage.owner_tables import SqlBotOwners
-from tradefleet.adapters.storage.platform_tables import audit_log, exchange_credentials
+from tradefleet.adapters.storage.leases import LogLine, SqlBotLogs, SqlLeases
+from tradefleet.adapters.storage.owner_tables import SqlBotOwners, bot_owners
+from tradefleet.adapters.storage.platform_tables import audit_log, bot_leases, bot_logs, exchange_credentials
+from tradefleet.adapters.storage.tables import bot_progress, bots, trades
+from tradefleet.core.trades import Trade
 from tradefleet.logs import configure_logging, reset_logging
 from tradefleet.services.auth import Role, load_or_create_keys
 from tradefleet.services.bots import BotService
@@ -193,10 +196,17 @@ def test_tampered_copied_or_orphaned_ciphertexts_are_refused_with_a_clear_error(
     with pytest.raises(CredentialsUnreadableError, match="made for another bot"):
         credentials.load_credentials("beta")
 
-    # A deleted bot's keys stay behind; whoever creates a bot with the same id must not inherit them.
+    # Deleting a bot deletes its keys; a row left behind anyway (by an older version, say) is not inherited
+    # by whoever creates a bot with the same id.
     assert api.client.put(_url(), json=BODY, headers=trader).status_code == 200
+    with api.engine.connect() as conn:
+        left = conn.execute(select(exchange_credentials).where(exchange_credentials.c.bot_id == "alpha")).one()
     assert api.client.delete("/api/v1/bots/alpha", headers=trader).status_code == 204
     assert api.client.post("/api/v1/bots", json=BOT, headers=other).status_code == 201
+    assert_error(api.client.get(_url(), headers=other), 404, "credentials_not_found")
+    assert credentials.load_credentials("alpha") is None
+    with api.engine.begin() as conn:
+        conn.execute(insert(exchange_credentials), dict(left._mapping))
     assert_error(api.client.get(_url(), headers=other), 404, "credentials_not_found")
     with pytest.raises(CredentialsUnreadableError, match="another owner"):
         credentials.load_credentials("alpha")
@@ -205,3 +215,39 @@ def test_tampered_copied_or_orphaned_ciphertexts_are_refused_with_a_clear_error(
     assert loaded is not None and loaded.api_key.get_secret_value() == "trader2-own-key"
     with api.engine.connect() as conn:
         assert conn.execute(select(audit_log.c.action).where(audit_log.c.target == "beta")).scalars().all()
+
+
+def test_deleting_a_bot_deletes_its_keys_logs_lease_owner_and_progress_but_keeps_its_trades(
+    api: Api, credentials: CredentialService
+) -> None:
+    trader = api.bearer("trader")
+    assert api.client.post("/api/v1/bots", json={**BOT, "bot_id": "beta"}, headers=trader).status_code == 201
+    trading, leases, logs = SqlTradingStore(api.engine, api.clock), SqlLeases(api.engine), SqlBotLogs(api.engine)
+    leases.register("gw-1", "host", 1, 10)
+    for bot_id in ("alpha", "beta"):
+        assert api.client.put(_url(bot_id), json=BODY, headers=trader).status_code == 200
+        logs.append(bot_id, [LogLine(1, "INFO", "tradefleet.bot", f"{bot_id} started")])
+        assert leases.claim(bot_id, "gw-1", 60_000) is not None
+        leases.release(bot_id, "gw-1")  # the bot was stopped: its gateway let it go, the row stays
+        trading.save_progress(bot_id, "BTC/USDT", 1_000)
+        trade = Trade(bot_id, "BTC/USDT", 1, 100.0, 1.0, 0.1, 90.0, 90.0, f"{bot_id}-entry")
+        trade.close(2, 110.0, 0.11, "roi", f"{bot_id}-exit")
+        trading.add_trade(trade)
+    tables = (exchange_credentials, bot_logs, bot_leases, bot_owners, bot_progress, bots, trades)
+
+    def rows_of(bot_id: str) -> dict[str, int]:
+        with api.engine.connect() as conn:
+            return {
+                table.name: conn.execute(select(func.count()).where(table.c.bot_id == bot_id)).scalar_one()
+                for table in tables
+            }
+
+    kept = rows_of("beta")
+    assert set(kept.values()) == {1} and rows_of("alpha") == kept
+    try:
+        assert api.client.delete("/api/v1/bots/alpha", headers=trader).status_code == 204
+    finally:
+        trading.close()
+
+    assert rows_of("alpha") == {name: 1 if name == "trades" else 0 for name in kept}  # the trade stays as history
+    assert rows_of("beta") == kept

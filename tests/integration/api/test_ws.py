@@ -394,6 +394,41 @@ def test_subscriptions_filter_by_bot_and_type_and_never_show_other_users_bots(li
         client.close()
 
 
+def test_every_kind_of_caller_gets_the_events_of_exactly_the_bots_the_rest_api_shows_it(live_memory: Live) -> None:
+    live, auth = live_memory, live_memory.api.auth
+    admin = auth.verify_bearer(live.token("admin"))
+    tokens = {name: live.token(name) for name in ("admin", "trader", "trader2", "viewer")}
+    tokens["trader's API key"] = auth.create_api_key(auth.verify_bearer(tokens["trader"]), "ws-rule").secret
+    tokens["service token"] = auth.create_service_token(admin, "ws-rule").secret
+    rest: dict[str, set[str]] = {}
+    clients: dict[str, Client] = {}
+    for name, token in tokens.items():
+        header = {"Authorization": f"Bearer {token}"}
+        listed = live.api.client.get("/api/v1/bots", headers=header)
+        assert listed.status_code == 200, listed.text
+        rest[name] = {bot["bot_id"] for bot in listed.json()}
+        clients[name] = live.client(additional_headers=header)
+        clients[name].expect("authenticated")
+        for bot_id in ("alpha", "beta", "orphan"):  # a bot the REST API hides is refused here too
+            clients[name].send({"type": "subscribe", "bots": [bot_id]})
+            answer = clients[name].recv()
+            assert (answer["type"] == "subscribed") is (bot_id in rest[name]), (name, bot_id, answer)
+        clients[name].subscribe(["*"])
+    assert rest == {"admin": {"alpha", "beta", "orphan"}, "trader": {"alpha"}, "trader2": {"beta"}, "viewer": set(),
+                    "trader's API key": {"alpha"}, "service token": set()}  # fmt: skip
+
+    live.emit(status(live, "alpha", 1), status(live, "beta", 1), status(live, "orphan", 1))
+    got = {"admin": ids(clients["admin"].events(3))}  # the hub has fanned all three out to every client by now
+    for name, client in clients.items():
+        if name != "admin":
+            got[name] = ids(client.events(len(rest[name])))
+        client.send({"type": "ping"})
+        assert client.expect("pong"), name  # and nothing more came
+    assert got == {name: [f"{b}-status-1" for b in ("alpha", "beta", "orphan") if b in rest[name]] for name in rest}
+    for client in clients.values():
+        client.close()
+
+
 def test_a_client_that_does_not_read_is_dropped_and_the_others_get_every_event(live: Live) -> None:
     live.api.app.state.ws_settings = WsSettings(queue_size=8, close_timeout_s=10)
     port = int(live.api.url.rsplit(":", 1)[1])

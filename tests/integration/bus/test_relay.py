@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 from bus_fixtures import RedisSpace, redis_space_fixture  # noqa: F401  (registers the fixture)
 
 from tradefleet.adapters.bus import MemoryBus, OutboxRelay, idempotent
@@ -121,7 +122,7 @@ def test_idempotent_consumers_in_one_batch_transaction_apply_a_duplicate_once(
 ) -> None:
     store.add_events(events(10))
     relay = OutboxRelay(store, bus)
-    rows = store.pending_events()
+    rows = [event.payload for event in store.pending_events()]
     bus.publish_many(EVENTS_STREAM, [(str(r["type"]), r) for r in rows[:4]])  # an earlier relay's partial batch
     relay.drain()
 
@@ -146,3 +147,24 @@ def test_two_consumers_names_keep_their_own_processed_marks(store: SqlTradingSto
     bus.consume(EVENTS_STREAM, "group-a", "x", counter("a"), block_ms=0)
     bus.consume(EVENTS_STREAM, "group-b", "x", counter("b"), block_ms=0)
     assert counts == {"a": 5, "b": 5}
+
+
+def test_each_event_reaches_consumers_with_the_trace_id_bound_when_it_was_added(
+    store: SqlTradingStore, bus: EventBus
+) -> None:
+    added = events(7)
+    store.add_events(added[:2])  # no trace bound: a strategy's own events
+    with structlog.contextvars.bound_contextvars(trace_id="req-1"):
+        store.add_events(added[2:5])
+    with structlog.contextvars.bound_contextvars(trace_id="req-2"):
+        store.add_events(added[5:6])
+    store.add_events(added[6:])
+
+    assert OutboxRelay(store, bus, batch=50).drain() == 7
+
+    received: list[BusMessage] = []
+    bus.consume(EVENTS_STREAM, "tracer", "t1", received.append, block_ms=0)
+    assert [(m.payload["event_id"], m.trace_id) for m in received] == [
+        (e.event_id, trace)
+        for e, trace in zip(added, [None, None, "req-1", "req-1", "req-1", "req-2", None], strict=True)
+    ]

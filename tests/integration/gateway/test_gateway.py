@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import update
 
 from tradefleet.adapters.bus import MemoryBus
@@ -24,7 +25,8 @@ from tradefleet.adapters.storage.platform_tables import bot_leases
 from tradefleet.bootstrap import Platform, build_gateway, build_platform
 from tradefleet.config import load_settings
 from tradefleet.core.bots import BotConfig, BotStatus
-from tradefleet.core.bus import COMMANDS_STREAM
+from tradefleet.core.bus import COMMANDS_STREAM, EVENTS_STREAM, FIRST_ID
+from tradefleet.engine.orders import client_order_id
 from tradefleet.services.auth import Principal, Role
 from tradefleet.services.auth.service import PrincipalKind
 from tradefleet.services.bots import BotService
@@ -139,7 +141,14 @@ def test_forced_orders_travel_over_the_bus_are_answered_and_applied_once(world: 
     assert entered.status == "done", entered
     trade_ids = entered.result["trade_ids"]
     assert len(trade_ids) == 1
-    orders_before = len(world.platform.store.list_orders("g-force"))
+    forced_id = client_order_id("g-force", "BTC/USDT", 0, f"fe:{entered.command_id}")
+
+    def forced_orders() -> list[str]:  # the strategy may place orders of its own meanwhile
+        return [
+            o.client_order_id for o in world.platform.store.list_orders("g-force") if o.client_order_id == forced_id
+        ]
+
+    assert forced_orders() == [forced_id]
 
     # The same command delivered again (a redelivery after a crash, say) places nothing more.
     again = {"pair": "BTC/USDT", "stake_amount": 500, "command_id": entered.command_id, "bot_id": "g-force",
@@ -149,7 +158,12 @@ def test_forced_orders_travel_over_the_bus_are_answered_and_applied_once(world: 
     # Commands are handled in stream order: once this later one is answered, the redelivery was handled too.
     refused = world.service.force_enter(ADMIN, "g-force", ForceEnterIn(pair="BTC/USDT", stake_amount=10**9))
     assert refused.status == "failed" and "more than the free" in refused.message, refused
-    assert len(world.platform.store.list_orders("g-force")) == orders_before, "the redelivery placed an order"
+    assert forced_orders() == [forced_id], "the redelivery placed an order"
+    store = world.platform.store
+    forced_trades = [
+        t.id for t in store.open_trades("g-force") + store.closed_trades("g-force") if t.enter_tag == "force_entry"
+    ]
+    assert forced_trades == trade_ids, "one forced trade, however often the command was delivered"
 
     exited = world.service.force_exit(ADMIN, "g-force", ForceExitIn(trade_id=trade_ids[0]))
     assert exited.status == "done", exited
@@ -182,3 +196,23 @@ def test_two_gateways_never_hold_the_same_bot(world: World) -> None:
     wait_for(lambda: len(a.hosted) + len(b.hosted) == 4, what="every bot hosted")
     assert not set(a.hosted) & set(b.hosted)
     assert {world.holder(f"g-{i}") for i in range(4)} == {"gw-a", "gw-b"}
+
+
+def test_the_events_of_a_forced_entry_carry_the_trace_id_of_the_request_that_sent_it(world: World) -> None:
+    world.add_bot("g-trace", per_pair=5)
+    world.gateway("gw-a")
+    wait_for(lambda: world.holder("g-trace") == "gw-a", what="the bot claimed")
+    wait_for(lambda: world.service.status(ADMIN, "g-trace").last_candle_ms is not None, what="a first candle")
+
+    with structlog.contextvars.bound_contextvars(trace_id="req-trace-1"):  # as the API binds X-Request-ID
+        entered = world.service.force_enter(ADMIN, "g-trace", ForceEnterIn(pair="BTC/USDT", stake_amount=500))
+    assert entered.status == "done", entered
+
+    events = world.bus.read_after(EVENTS_STREAM, FIRST_ID, count=1_000_000)
+    answer = [m for m in events if m.type == "CommandResult" and m.payload["command_id"] == entered.command_id]
+    entries = {("TradeExecuted", trade_id, "entry") for trade_id in entered.result["trade_ids"]}
+    entry = [m for m in events if (m.type, m.payload.get("trade_id"), m.payload.get("action")) in entries]
+    assert [(m.type, m.trace_id) for m in answer + entry] == [
+        ("CommandResult", "req-trace-1"),
+        ("TradeExecuted", "req-trace-1"),
+    ]

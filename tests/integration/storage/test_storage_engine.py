@@ -11,6 +11,8 @@ import pytest
 
 from tradefleet.adapters.storage import SqlTradingStore, make_engine, normalize_url, upgrade
 from tradefleet.adapters.storage.db import redact
+from tradefleet.adapters.storage.leases import SqlBotLogs, SqlLeases
+from tradefleet.adapters.storage.owner_tables import SqlBotOwners
 from tradefleet.core.errors import ConfigError, StorageError
 from tradefleet.core.orders import Order, OrderIntent, OrderSide, OrderType
 
@@ -111,6 +113,49 @@ def test_writer_blocked_by_another_process_gets_a_lock_error_then_recovers(
         other.close()
 
     assert impatient_store.add_order(order("c-1")) is True
+
+
+def test_a_read_only_transaction_neither_waits_for_nor_leaves_behind_a_lock_mode(
+    sqlite_url: str, impatient_store: SqlTradingStore
+) -> None:
+    path = sqlite_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writes all along
+        with impatient_store.transaction(write=False):
+            assert impatient_store.get_order("c-0") is None
+            assert impatient_store.get_state("k") is None
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+    with impatient_store.transaction(write=False):
+        pass  # no statement ran: the next block must still be a writer's
+    with impatient_store.transaction():
+        assert impatient_store.get_state("k") is None  # a writer's block holds the write lock from its start
+        probe = sqlite3.connect(path, isolation_level=None, timeout=0)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                probe.execute("BEGIN IMMEDIATE")
+        finally:
+            probe.close()
+        impatient_store.set_state("k", "v")
+    assert impatient_store.get_state("k") == "v"
+
+
+def test_owner_lease_and_log_readers_do_not_wait_for_a_writer(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url, busy_timeout_ms=50)
+    owners, leases, logs = SqlBotOwners(engine), SqlLeases(engine), SqlBotLogs(engine)
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        assert (owners.owner_of("alpha"), owners.owners()) == (None, {})
+        assert (leases.holder("alpha"), leases.live_leases(), leases.gateways()) == (None, {}, [])
+        assert logs.recent("alpha") == []
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        engine.dispose()
 
 
 def test_unreachable_postgresql_raises_a_storage_error_with_a_hint() -> None:

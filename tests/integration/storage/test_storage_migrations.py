@@ -36,7 +36,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(database_url: str) -> Non
     upgrade(database_url)
     upgrade(database_url)
 
-    assert current_revision(database_url) == head_revision() == "0005"
+    assert current_revision(database_url) == head_revision() == "0006"
     assert table_names(database_url) == set(metadata.tables) | {"alembic_version"}
 
 

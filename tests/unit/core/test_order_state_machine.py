@@ -322,3 +322,17 @@ class OrderLifecycle(RuleBasedStateMachine):
 
 OrderLifecycle.TestCase.settings = settings(max_examples=300, stateful_step_count=30, deadline=None)
 test_random_order_lifecycles_keep_the_state_machine_invariants = OrderLifecycle.TestCase
+
+
+@pytest.mark.parametrize(
+    ("currency", "fee_quote", "fee_base"),
+    [("USDT", 0.5, 0.0), ("", 0.5, 0.0), ("BTC", 0.00001 * 50_000, 0.00001), ("BNB", 0.0, 0.0)],
+)
+def test_fees_are_kept_in_quote_and_base_fees_are_remembered(currency: str, fee_quote: float, fee_base: float) -> None:
+    """A venue's fee in the quote asset is counted as is; one in the base asset is valued at the fill price
+    and remembered (those coins never reached the account); one in a third asset is not this pair's cost."""
+    order = Order("tf-fee", "bot", "BTC/USDT", OrderSide.BUY, OrderType.MARKET, 0.01, OrderIntent.ENTRY, 0)
+    fee = {"USDT": 0.5, "": 0.5, "BTC": 0.00001, "BNB": 0.001}[currency]
+    order.apply_fill(Fill("t1", "tf-fee", 50_000.0, 0.01, fee, 1, fee_currency=currency))
+    assert order.fee == pytest.approx(fee_quote) and order.fee_base == pytest.approx(fee_base)
+    assert order.filled == 0.01 and order.status is OrderStatus.FILLED

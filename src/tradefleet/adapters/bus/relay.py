@@ -1,10 +1,12 @@
 """The outbox relay and the idempotent-consumer pattern: how the database stays the source of truth.
 
 Producers commit domain events to the outbox table in the same transaction as the state they describe
-(``TradingStore.add_events``). :class:`OutboxRelay` publishes what is still unpublished and only then marks
-it published, so a crash in between publishes it again: delivery is at least once. Consumers make that
-exactly-once in effect with :func:`idempotent`: the processed-event row and the handler's effect commit in
-one transaction, so a redelivered event is recognised and skipped, and a failed handler leaves no trace.
+(``TradingStore.add_events``), with the trace id of the request or command that caused them.
+:class:`OutboxRelay` publishes what is still unpublished, each message with its event's trace id, and only
+then marks it published, so a crash in between publishes it again: delivery is at least once. Consumers
+make that exactly-once in effect with :func:`idempotent`: the processed-event row and the handler's effect
+commit in one transaction, so a redelivered event is recognised and skipped, and a failed handler leaves
+no trace.
 
     relay = OutboxRelay(store, bus, EVENTS_STREAM)
     relay.run_once()                                   # or relay.run(stop_event) in a thread
@@ -19,6 +21,7 @@ one transaction, so a redelivered event is recognised and skipped, and a failed 
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections.abc import Callable, Collection
 
@@ -49,14 +52,20 @@ class OutboxRelay:
         self.published = 0
 
     def run_once(self) -> int:
-        """Publish one batch of pending events, then mark it published; return how many."""
-        rows = self.store.pending_events(self.batch, bot_ids=None if self.bot_ids is None else self.bot_ids())
-        if not rows:
+        """Publish one batch of pending events, then mark it published; return how many.
+
+        Each event goes out with the trace id it was added under; events in a row that share one (most do:
+        those of one command, or none at all) go in one round trip, and the order is kept.
+        """
+        pending = self.store.pending_events(self.batch, bot_ids=None if self.bot_ids is None else self.bot_ids())
+        if not pending:
             return 0
-        self.bus.publish_many(self.stream, [(str(row["type"]), row) for row in rows])
-        self.store.mark_published([str(row["event_id"]) for row in rows])
-        self.published += len(rows)
-        return len(rows)
+        for trace_id, run in itertools.groupby(pending, key=lambda event: event.trace_id):
+            messages = [(str(event.payload["type"]), event.payload) for event in run]
+            self.bus.publish_many(self.stream, messages, trace_id=trace_id)
+        self.store.mark_published([str(event.payload["event_id"]) for event in pending])
+        self.published += len(pending)
+        return len(pending)
 
     def drain(self) -> int:
         """Publish until a batch comes back short (the outbox is empty for now); return how many."""

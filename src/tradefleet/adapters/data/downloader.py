@@ -13,14 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
-import pandas as pd
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from tradefleet.adapters.data.store import CandleStore, normalize_exchange, normalize_pair
-from tradefleet.core.candles import OHLCV, timeframe_to_ms
+from tradefleet.adapters.exchanges.ccxt import rebase_urls
+from tradefleet.core.candles import ohlcv_rows_frame, timeframe_to_ms
 from tradefleet.core.errors import (
     AuthenticationError,
     ConfigError,
@@ -78,7 +77,7 @@ def make_client(exchange_id: str, *, api_url: str | None = None, timeout_ms: int
     options = _CCXT_OPTIONS.get(name, _DEFAULT_OPTIONS)
     client = getattr(ccxt, name)({"enableRateLimit": True, "timeout": timeout_ms, "options": dict(options)})
     if api_url is not None:
-        client.urls["api"] = _rebase(client.urls["api"], api_url)
+        client.urls["api"] = rebase_urls(client.urls["api"], api_url)
     return client
 
 
@@ -128,7 +127,7 @@ def download(
                     f"{exchange} {pair} {timeframe}: fetching candles",
                 )
                 pages += 1
-                frame = _page_frame(rows, cursor, hi)
+                frame = ohlcv_rows_frame(rows, cursor, hi)
                 if len(frame):
                     added += store.write(exchange, pair, timeframe, frame)
                     fetched += len(frame)
@@ -210,26 +209,3 @@ def _windows(
     if resume < end:
         windows.append((resume, end))
     return [(lo, hi) for lo, hi in windows if lo < hi], resume if resume > since else None
-
-
-def _page_frame(rows: list[list[Any]], lo: int, hi: int) -> pd.DataFrame:
-    """Return the page's candles opening in ``[lo, hi)`` as a candle frame (last copy of a repeated row)."""
-    frame = pd.DataFrame([row[:6] for row in rows], columns=["ms", *OHLCV])
-    frame = frame[(frame["ms"] >= lo) & (frame["ms"] < hi)]
-    frame = frame.drop_duplicates(subset="ms", keep="last").sort_values("ms")
-    date = pd.to_datetime(frame["ms"].astype("int64"), unit="ms", utc=True)
-    out = frame.drop(columns="ms").astype("float64")
-    out.insert(0, "date", date.astype("datetime64[ms, UTC]"))
-    return out.reset_index(drop=True)
-
-
-def _rebase(urls: Any, base: str) -> Any:
-    """Return ccxt's ``urls['api']`` with every URL's scheme and host replaced by ``base``'s."""
-    if isinstance(urls, str):
-        target, parts = urlsplit(base), urlsplit(urls)
-        return urlunsplit(
-            (target.scheme, target.netloc, target.path.rstrip("/") + parts.path, parts.query, parts.fragment)
-        )
-    if isinstance(urls, dict):
-        return {key: _rebase(value, base) for key, value in urls.items()}
-    return urls

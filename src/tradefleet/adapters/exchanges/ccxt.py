@@ -29,16 +29,27 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
+import pandas as pd
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 from tenacity import RetryCallState, Retrying, before_sleep_log, retry_if_exception, stop_after_attempt
 
 from tradefleet.core import errors
+from tradefleet.core.candles import ohlcv_rows_frame, timeframe_to_ms
 from tradefleet.core.orders import Fill, OrderSide, OrderStatus, OrderType
 from tradefleet.core.ports import Balance, ExchangeCapabilities, ExchangeOrder, Market, OrderRequest
 
-__all__ = ["CcxtExchange", "CcxtExchangeFactory", "ReadRetry", "market_from_ccxt", "translate_error"]
+__all__ = [
+    "CcxtCandleSource",
+    "CcxtExchange",
+    "CcxtExchangeFactory",
+    "ReadRetry",
+    "market_from_ccxt",
+    "rebase_urls",
+    "translate_error",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,9 +61,15 @@ CLIENT_ID_VENUES = frozenset({"binance", "bitget", "htx", "kraken", "mexc", "okx
 _STOP_FLAGS = ("createStopOrder", "createTriggerOrder", "createStopLossOrder", "createStopMarketOrder")
 _DEFAULT_OPTIONS: dict[str, Any] = {"warnOnFetchOpenOrdersWithoutSymbol": False}
 # Per-venue ccxt options, declared rather than branched on, keyed by ccxt class (subclasses inherit): this
-# adapter trades spot, and binance would otherwise also load futures, delivery and margin markets.
+# adapter trades spot, and binance would otherwise also load futures, delivery and margin markets, and with
+# keys its wallet's currency list (a sapi endpoint the spot testnet lacks; markets carry what we use).
 VENUE_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchMargins": False},
+    "binance": {
+        "defaultType": "spot",
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchMargins": False,
+        "fetchCurrencies": False,
+    },
 }
 _STATUS = {
     "closed": OrderStatus.FILLED,
@@ -61,6 +78,18 @@ _STATUS = {
     "rejected": OrderStatus.REJECTED,
     "canceling": OrderStatus.OPEN,
 }
+
+
+def rebase_urls(urls: Any, base: str) -> Any:
+    """Return ccxt's ``urls['api']`` with every URL's scheme and host replaced by ``base``'s (proxies, tests)."""
+    if isinstance(urls, str):
+        target, parts = urlsplit(base), urlsplit(urls)
+        return urlunsplit(
+            (target.scheme, target.netloc, target.path.rstrip("/") + parts.path, parts.query, parts.fragment)
+        )
+    if isinstance(urls, dict):
+        return {key: rebase_urls(value, base) for key, value in urls.items()}
+    return urls
 
 
 def translate_error(
@@ -251,8 +280,9 @@ def capabilities_from_ccxt(exchange: ccxt.Exchange) -> ExchangeCapabilities:
 class CcxtExchange:
     """One account on one ccxt venue (sync ccxt); implements ``ExchangePort``.
 
-    ``sandbox`` switches to the venue's test network (a venue without one is a ConfigError); ``api_urls``
-    overrides entries of ccxt's ``urls["api"]`` after that (proxies, recorded-answer servers); ``options``
+    ``sandbox`` switches to the venue's test network (a venue without one is a ConfigError); ``api_url``
+    re-points every REST URL at one base and ``api_urls`` overrides single entries of ccxt's ``urls["api"]``
+    after that (proxies, recorded-answer servers); ``options``
     are ccxt options; ``capabilities`` replaces the ones derived from ccxt where its flags are wrong.
     """
 
@@ -264,6 +294,7 @@ class CcxtExchange:
         secret: str | None = None,
         password: str | None = None,
         sandbox: bool = False,
+        api_url: str | None = None,
         api_urls: Mapping[str, str] | None = None,
         options: Mapping[str, Any] | None = None,
         timeout_ms: int = 10_000,
@@ -289,6 +320,8 @@ class CcxtExchange:
             if not self._ccxt.urls.get("test"):
                 raise errors.ConfigError(f"{exchange_id} has no sandbox in ccxt", hint="set sandbox = false")
             self._ccxt.set_sandbox_mode(True)
+        if api_url:
+            self._ccxt.urls["api"] = rebase_urls(self._ccxt.urls.get("api"), api_url)
         if api_urls:
             current = self._ccxt.urls.get("api")
             if not isinstance(current, dict):
@@ -405,6 +438,17 @@ class CcxtExchange:
         raws = self._read(lambda: self._ccxt.fetch_open_orders(symbol))
         return [self._complete(raw) for raw in raws]
 
+    # -- market data (not part of the port: live candle feeds) -------------------------------------------
+
+    def milliseconds(self) -> int:
+        """Return the venue client's clock (epoch ms)."""
+        return int(self._ccxt.milliseconds())
+
+    def fetch_ohlcv(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list[Any]]:
+        """Return one page of OHLCV rows from ``since_ms`` (retried like every read)."""
+        rows: list[list[Any]] = self._read(lambda: self._ccxt.fetch_ohlcv(symbol, timeframe, since_ms, limit))
+        return rows
+
     # -- helpers ----------------------------------------------------------------------------------------
 
     def _ensure_markets(self) -> None:
@@ -475,6 +519,34 @@ class CcxtExchange:
                 raise translate_error(exc, placing=True) from exc
 
 
+class CcxtCandleSource:
+    """Closed candles of a ccxt venue, paged through ``fetch_ohlcv``: the candle source of live hubs.
+
+    The still-forming candle is never returned, so a bot only ever sees candles that have closed.
+    """
+
+    def __init__(self, exchange: CcxtExchange, *, page_limit: int = 1000, max_pages: int = 10) -> None:
+        self.exchange = exchange
+        self.page_limit = page_limit
+        self.max_pages = max_pages
+
+    def candles(self, pair: str, timeframe: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+        step = timeframe_to_ms(timeframe)
+        end = min(end_ms, self.exchange.milliseconds() // step * step)  # the forming candle opens here
+        rows: list[list[Any]] = []
+        cursor = start_ms
+        for _ in range(self.max_pages):
+            if cursor >= end:
+                break
+            page = self.exchange.fetch_ohlcv(pair, timeframe, cursor, self.page_limit)
+            newest = max((int(row[0]) for row in page), default=None)
+            rows.extend(page)
+            if newest is None or newest < cursor:
+                break  # nothing more on the venue
+            cursor = newest + step
+        return ohlcv_rows_frame(rows, start_ms, end)
+
+
 class CcxtExchangeFactory:
     """Hand out one :class:`CcxtExchange` per (exchange, API key); the composition root owns it.
 
@@ -495,6 +567,7 @@ class CcxtExchangeFactory:
         secret: str | None = None,
         password: str | None = None,
         sandbox: bool = False,
+        api_url: str | None = None,
         api_urls: Mapping[str, str] | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> CcxtExchange:
@@ -507,6 +580,7 @@ class CcxtExchangeFactory:
             secret,
             password,
             sandbox,
+            api_url,
             sorted((api_urls or {}).items()),
             sorted((options or {}).items()),
         )
@@ -526,6 +600,7 @@ class CcxtExchangeFactory:
                 secret=secret,
                 password=password,
                 sandbox=sandbox,
+                api_url=api_url,
                 api_urls=api_urls,
                 options=options,
                 timeout_ms=self._timeout_ms,

@@ -105,6 +105,18 @@ def _install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+@contextlib.contextmanager
+def read_transaction(engine: Engine, operation: str) -> Iterator[Connection]:
+    """Run reads in one transaction that takes no write lock (SQLite: a deferred BEGIN); errors as StorageError."""
+    try:
+        with engine.connect() as conn:
+            conn.info[READ_ONLY_BEGIN] = True
+            with conn.begin():
+                yield conn
+    except SQLAlchemyError as exc:
+        raise storage_error(operation, exc) from exc
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """Build the Alembic configuration in code, pointing at the migrations shipped inside the package."""
     from alembic.config import Config

@@ -11,11 +11,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from tradefleet.adapters.storage.db import storage_error
+from tradefleet.adapters.storage.db import read_transaction, storage_error
 from tradefleet.adapters.storage.platform_tables import bot_leases, bot_logs, gateways
+
+# The API asks for a bot's holder on every status read: built once, SQLAlchemy then only binds parameters.
+_HOLDER = select(bot_leases).where(
+    bot_leases.c.bot_id == bindparam("bot_id"), bot_leases.c.expires_ms > bindparam("now")
+)
 
 
 def now_ms() -> int:
@@ -123,22 +128,15 @@ class SqlLeases:
 
     def holder(self, bot_id: str) -> Lease | None:
         """Return the live lease on ``bot_id``, or None when no gateway runs it."""
-        query = select(bot_leases).where(and_(bot_leases.c.bot_id == bot_id, bot_leases.c.expires_ms > now_ms()))
-        try:
-            with self._engine.connect() as conn:
-                row = conn.execute(query).first()
-        except SQLAlchemyError as exc:
-            raise storage_error("reading a lease", exc) from exc
+        with read_transaction(self._engine, "reading a lease") as conn:
+            row = conn.execute(_HOLDER, {"bot_id": bot_id, "now": now_ms()}).first()
         return None if row is None else Lease(row.bot_id, row.gateway_id, int(row.epoch), int(row.expires_ms))
 
     def live_leases(self) -> dict[str, Lease]:
         """Return bot id → live lease for every bot some gateway runs."""
         query = select(bot_leases).where(bot_leases.c.expires_ms > now_ms())
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(query).all()
-        except SQLAlchemyError as exc:
-            raise storage_error("listing leases", exc) from exc
+        with read_transaction(self._engine, "listing leases") as conn:
+            rows = conn.execute(query).all()
         return {r.bot_id: Lease(r.bot_id, r.gateway_id, int(r.epoch), int(r.expires_ms)) for r in rows}
 
     def gateways(self, alive_within_ms: int | None = None) -> list[GatewayInfo]:
@@ -155,11 +153,8 @@ class SqlLeases:
         )
         if alive_within_ms is not None:
             query = query.where(gateways.c.heartbeat_ms > now - alive_within_ms)
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(query.order_by(gateways.c.gateway_id)).all()
-        except SQLAlchemyError as exc:
-            raise storage_error("listing gateways", exc) from exc
+        with read_transaction(self._engine, "listing gateways") as conn:
+            rows = conn.execute(query.order_by(gateways.c.gateway_id)).all()
         return [
             GatewayInfo(
                 r.gateway_id, r.host, int(r.pid), int(r.started_ms), int(r.heartbeat_ms), int(r.capacity), int(r.bots)
@@ -209,9 +204,6 @@ class SqlBotLogs:
     def recent(self, bot_id: str, limit: int = 100) -> list[LogLine]:
         """Return the bot's newest ``limit`` lines, oldest first."""
         query = select(bot_logs).where(bot_logs.c.bot_id == bot_id).order_by(bot_logs.c.seq.desc()).limit(limit)
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(query).all()
-        except SQLAlchemyError as exc:
-            raise storage_error("reading bot logs", exc) from exc
+        with read_transaction(self._engine, "reading bot logs") as conn:
+            rows = conn.execute(query).all()
         return [LogLine(int(r.ts_ms), r.level, r.logger, r.message) for r in reversed(rows)]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from sqlalchemy import BigInteger, Engine, ForeignKey, Index, Table, delete, insert, select
+from sqlalchemy import BigInteger, Engine, ForeignKey, Index, Table, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tradefleet.adapters.storage.db import storage_error
+from tradefleet.adapters.storage.db import read_transaction, storage_error
 from tradefleet.adapters.storage.tables import Base
 
 
@@ -30,6 +30,7 @@ class BotOwnerRow(Base):
 
 
 bot_owners = cast(Table, BotOwnerRow.__table__)
+_OWNER_OF = select(bot_owners.c.user_id).where(bot_owners.c.bot_id == bindparam("bot_id"))  # built once: a hot read
 
 
 class SqlBotOwners:
@@ -40,21 +41,14 @@ class SqlBotOwners:
 
     def owner_of(self, bot_id: str) -> int | None:
         """Return the id of the user owning ``bot_id``, or None."""
-        query = select(bot_owners.c.user_id).where(bot_owners.c.bot_id == bot_id)
-        try:
-            with self._engine.connect() as conn:
-                found = conn.execute(query).scalar()
-        except SQLAlchemyError as exc:
-            raise storage_error("reading a bot owner", exc) from exc
+        with read_transaction(self._engine, "reading a bot owner") as conn:
+            found = conn.execute(_OWNER_OF, {"bot_id": bot_id}).scalar()
         return None if found is None else int(found)
 
     def owners(self) -> dict[str, int]:
         """Return bot id → owner id of every owned bot."""
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(select(bot_owners.c.bot_id, bot_owners.c.user_id)).all()
-        except SQLAlchemyError as exc:
-            raise storage_error("listing bot owners", exc) from exc
+        with read_transaction(self._engine, "listing bot owners") as conn:
+            rows = conn.execute(select(bot_owners.c.bot_id, bot_owners.c.user_id)).all()
         return {r.bot_id: int(r.user_id) for r in rows}
 
     def claim(self, bot_id: str, user_id: int) -> bool:

@@ -21,6 +21,8 @@ from sqlalchemy.sql.elements import BindParameter
 
 from tradefleet.adapters.storage import tables as t
 from tradefleet.adapters.storage.db import READ_ONLY_BEGIN, make_engine, storage_error
+from tradefleet.adapters.storage.owner_tables import bot_owners
+from tradefleet.adapters.storage.platform_tables import bot_leases, bot_logs, exchange_credentials
 from tradefleet.adapters.storage.tables import (
     ORDER_FIELDS,
     TRADE_FIELDS,
@@ -30,12 +32,13 @@ from tradefleet.adapters.storage.tables import (
     trade_row,
 )
 from tradefleet.core.bots import BotConfig, BotStatus
-from tradefleet.core.errors import StorageError
+from tradefleet.core.errors import LeaseLostError, StorageError
 from tradefleet.core.events import DomainEvent
 from tradefleet.core.orders import Fill, Order, OrderStatus
-from tradefleet.core.ports import Clock, EquitySnapshot
+from tradefleet.core.ports import Clock, EquitySnapshot, PendingEvent
 from tradefleet.core.risk import KillSwitchLevel
 from tradefleet.core.trades import Trade
+from tradefleet.logs import current_trace_id
 
 _LIVE_STATUSES = [s.value for s in OrderStatus if s.is_live]
 _CHUNK = 500  # ids per IN (...) list, well under every driver's parameter limit
@@ -67,6 +70,7 @@ class SqlTradingStore:
         self._owns_engine = False
         self._depth = 0
         self._doomed = False
+        self._fences: dict[str, tuple[str, int]] = {}  # bot id -> (gateway, lease epoch) that may add orders
         insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
 
         # Natural keys decide idempotency: ON CONFLICT DO NOTHING, then "was a row written?" from rowcount,
@@ -133,8 +137,12 @@ class SqlTradingStore:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group calls into one atomic commit; nested blocks join the outermost one."""
+    def transaction(self, *, write: bool = True) -> Iterator[None]:
+        """Group calls into one atomic commit; nested blocks join the outermost one.
+
+        ``write=False`` marks an outermost block that only reads: on SQLite it opens a deferred transaction,
+        so it neither waits for nor holds the write lock (a write inside it may then fail as busy).
+        """
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -149,6 +157,8 @@ class SqlTradingStore:
             self._depth, self._doomed = 1, False
             try:
                 conn = self._connection()
+                if not write:  # consumed by the BEGIN of the block's first statement
+                    conn.info[READ_ONLY_BEGIN] = True
                 yield
                 if self._doomed:
                     raise StorageError("transaction rolled back: a nested block or a store call in it failed")
@@ -161,6 +171,8 @@ class SqlTradingStore:
                 raise
             finally:
                 self._depth, self._doomed = 0, False
+                if not write and self._conn is not None:  # a block that ran no statement left it unconsumed
+                    self._conn.info.pop(READ_ONLY_BEGIN, None)
 
     def _connection(self) -> Connection:
         if self._closed:
@@ -233,10 +245,11 @@ class SqlTradingStore:
         return [BotConfig.model_validate(config) for config in configs]
 
     def delete_bot(self, bot_id: str) -> None:
-        """Forget a bot and its candle progress; its orders, fills, trades and equity stay as history."""
+        """Forget a bot in one transaction: its configuration, candle progress, owner, lease, log lines and
+        exchange credentials. Its orders, fills, trades, equity, kill switch and events stay as history."""
         with self._unit("delete_bot") as conn:
-            conn.execute(t.bot_progress.delete().where(t.bot_progress.c.bot_id == bot_id))
-            conn.execute(t.bots.delete().where(t.bots.c.bot_id == bot_id))
+            for table in (t.bot_progress, bot_owners, bot_leases, bot_logs, exchange_credentials, t.bots):
+                conn.execute(table.delete().where(table.c.bot_id == bot_id))
 
     def set_bot_status(self, bot_id: str, status: BotStatus, detail: str = "") -> None:
         stmt = (
@@ -266,9 +279,38 @@ class SqlTradingStore:
 
     # ------------------------------------------------------------------ orders and fills
     def add_order(self, order: Order) -> bool:
-        """Insert ``order``; return False and write nothing when its client order id is already stored."""
+        """Insert ``order``; return False and write nothing when its client order id is already stored.
+
+        A fenced bot (:meth:`fence`) gets no new order unless its gateway still holds the lease it claimed:
+        the check and the insert are one transaction, and on PostgreSQL the lease row stays share-locked
+        until it commits, so a takeover waits for the order row and then finds it when it reconciles.
+        """
         with self._unit("add_order") as conn:
+            fence = self._fences.get(order.bot_id)
+            if fence is not None:
+                self._check_fence(conn, order.bot_id, *fence)
             return bool(conn.execute(self._add_order, order_row(order)).rowcount == 1)
+
+    def fence(self, bot_id: str, holder: str | None, epoch: int = 0) -> None:
+        """Let ``bot_id`` add orders only while ``holder`` holds its lease at ``epoch`` (``None``: no fence)."""
+        if holder is None:
+            self._fences.pop(bot_id, None)
+        else:
+            self._fences[bot_id] = (holder, epoch)
+
+    def _check_fence(self, conn: Connection, bot_id: str, holder: str, epoch: int) -> None:
+        held = (
+            select(bot_leases.c.epoch)
+            .where(
+                bot_leases.c.bot_id == bot_id,
+                bot_leases.c.gateway_id == holder,
+                bot_leases.c.epoch == epoch,
+                bot_leases.c.expires_ms > time.time_ns() // 1_000_000,
+            )
+            .with_for_update(read=True)
+        )
+        if conn.execute(held).first() is None:
+            raise LeaseLostError(f"gateway {holder} no longer holds the lease of bot {bot_id} (epoch {epoch})")
 
     def update_order(self, order: Order) -> None:
         """Store every field of ``order``; ``fill_ids`` come from the fills recorded with :meth:`add_fill`."""
@@ -400,9 +442,13 @@ class SqlTradingStore:
 
     # ------------------------------------------------------------------ events outbox
     def add_events(self, events: list[DomainEvent]) -> None:
-        """Queue events for publication; an event id already queued is ignored."""
+        """Queue events for publication with the trace id bound now (``logs.bind_trace_id``), if any.
+
+        An event id already queued is ignored.
+        """
         if not events:
             return
+        trace_id = current_trace_id()
         rows = [
             {
                 "event_id": e.event_id,
@@ -411,26 +457,27 @@ class SqlTradingStore:
                 "payload": e.to_dict(),
                 "ts_ms": e.ts_ms,
                 "published": False,
+                "trace_id": trace_id,
             }
             for e in events
         ]
         with self._unit("add_events") as conn:
             conn.execute(self._add_event, rows)
 
-    def pending_events(self, limit: int = 100, bot_ids: Collection[str] | None = None) -> list[dict[str, Any]]:
-        """Return up to ``limit`` unpublished events (``DomainEvent.to_dict()`` form) in the order added.
+    def pending_events(self, limit: int = 100, bot_ids: Collection[str] | None = None) -> list[PendingEvent]:
+        """Return up to ``limit`` unpublished events in the order added.
 
         ``bot_ids`` restricts them to those bots' events (a gateway relays only the bots it holds).
         """
         o = t.events_outbox
-        stmt = select(o.c.payload).where(o.c.published == false())
+        stmt = select(o.c.payload, o.c.trace_id).where(o.c.published == false())
         if bot_ids is not None:
             if not bot_ids:
                 return []
             stmt = stmt.where(o.c.bot_id.in_(list(bot_ids)))
         stmt = stmt.order_by(o.c.seq).limit(limit)
         with self._unit("pending_events", write=False) as conn:
-            return [dict(payload) for payload in conn.execute(stmt).scalars()]
+            return [PendingEvent(dict(payload), trace_id) for payload, trace_id in conn.execute(stmt)]
 
     def mark_published(self, event_ids: list[str]) -> None:
         o = t.events_outbox

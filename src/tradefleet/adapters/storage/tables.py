@@ -164,6 +164,7 @@ class OutboxRow(Base):
     payload: Mapped[dict[str, Any]]
     ts_ms: Mapped[int]
     published: Mapped[bool]
+    trace_id: Mapped[str | None]  # of the request or command that caused the event, for the bus message
 
 
 class ProcessedEventRow(Base):

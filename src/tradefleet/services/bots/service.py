@@ -5,6 +5,7 @@ Who may do what::
     viewer   read bots it owns
     trader   read and act on bots it owns; create bots (it becomes the owner)
     admin    everything on every bot; the only one to clear a kill switch or create a live bot
+    service  nothing on bots: a machine client owns none (``services.bots.visibility``, shared with ``/ws``)
 
 A bot the caller may not see answers exactly like a bot that does not exist (:class:`UnknownBotError`,
 404), so ids of other users' bots cannot be probed. Emergency stops are written to the store, whose
@@ -15,7 +16,7 @@ only raise a bot's level, lowering or clearing it is for admins.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from tradefleet.core.ports import TradingStore
 from tradefleet.core.risk import KillSwitchLevel
 from tradefleet.core.trades import Trade
 from tradefleet.services.auth import PermissionDenied, Principal, Role, authorize
+from tradefleet.services.bots.mappers import bot_out, equity_point, order_out, performance, position_out, trades_out
 from tradefleet.services.bots.schemas import (
     AccountOut,
     BotCreate,
@@ -41,13 +43,11 @@ from tradefleet.services.bots.schemas import (
     KillSwitchOut,
     LogLineOut,
     OrderOut,
-    PairPerformance,
     PerformanceOut,
-    PositionOut,
     PositionsOut,
-    TradeOut,
     TradesPage,
 )
+from tradefleet.services.bots.visibility import bot_visibility, may_see
 
 FLEET_SCOPE = "*"
 MAX_PAGE = 500
@@ -147,42 +147,19 @@ class BotService:
         except ValueError:
             raise UnknownBotError(f"no bot {bot_id[:63]!r}") from None
         config = self.store.get_bot(bot_id)
-        if config is None or not self._may_see(principal, self.owners.owner_of(bot_id)):
+        if config is None or not may_see(principal, self.owners.owner_of(bot_id)):
             raise UnknownBotError(f"no bot {bot_id!r}")
         return config
 
-    @staticmethod
-    def _may_see(principal: Principal, owner: int | None) -> bool:
-        if principal.allows(Role.ADMIN):
-            return True
-        return principal.user_id is not None and owner == principal.user_id
-
     def _out(self, config: BotConfig, owner: int | None) -> BotOut:
-        return BotOut(
-            bot_id=config.bot_id,
-            owner_id=owner,
-            status=self.store.get_bot_status(config.bot_id),
-            strategy=config.strategy,
-            strategy_params=dict(config.strategy_params),
-            pairs=list(config.pairs),
-            timeframe=config.timeframe,
-            exchange=config.exchange,
-            mode=config.mode,
-            quote_currency=config.quote_currency,
-            starting_balance=config.starting_balance,
-            risk=config.risk,
-        )
+        return bot_out(config, owner, self.store.get_bot_status(config.bot_id))
 
     # ------------------------------------------------------------------ CRUD
     def list_bots(self, principal: Principal) -> list[BotOut]:
         """Every bot for admins; the caller's own bots for everyone else."""
         authorize(principal, Role.VIEWER)
-        owners = self.owners.owners()
-        return [
-            self._out(c, owners.get(c.bot_id))
-            for c in self.store.list_bots()
-            if self._may_see(principal, owners.get(c.bot_id))
-        ]
+        owners, visible = self.owners.owners(), bot_visibility(principal)
+        return [self._out(c, owners.get(c.bot_id)) for c in self.store.list_bots() if visible(owners.get(c.bot_id))]
 
     def get_bot(self, principal: Principal, bot_id: str) -> BotOut:
         config = self._config(principal, bot_id)
@@ -233,16 +210,20 @@ class BotService:
 
     # ------------------------------------------------------------------ state
     def status(self, principal: Principal, bot_id: str) -> BotStatusOut:
-        self._config(principal, bot_id)
-        own, fleet = self.store.get_kill_switch(bot_id), self.store.get_kill_switch(FLEET_SCOPE)
-        progress = self.store.load_progress(bot_id)
+        # The store's six reads in one read-only transaction (no write lock on SQLite) instead of six.
+        with self.store.transaction(write=False):
+            self._config(principal, bot_id)
+            own, fleet = self.store.get_kill_switch(bot_id), self.store.get_kill_switch(FLEET_SCOPE)
+            progress = self.store.load_progress(bot_id)
+            status = self.store.get_bot_status(bot_id)
+            open_trades = len(self.store.open_trades(bot_id))
         return BotStatusOut(
             bot_id=bot_id,
-            status=self.store.get_bot_status(bot_id),
+            status=status,
             kill_switch=own.name,
             fleet_kill_switch=fleet.name,
             effective_kill_switch=max(own, fleet).name,
-            open_trades=len(self.store.open_trades(bot_id)),
+            open_trades=open_trades,
             last_candle_ms=max(progress.values(), default=None),
             progress=progress,
             gateway=self._holder(bot_id),
@@ -265,20 +246,7 @@ class BotService:
             bot_id=bot_id,
             as_of_ms=snapshot.ts_ms if snapshot else None,
             unrealized_total=snapshot.unrealized if snapshot else None,
-            positions=[
-                PositionOut(
-                    trade_id=t.id or 0,
-                    pair=t.pair,
-                    open_ms=t.open_ms,
-                    open_rate=t.open_rate,
-                    amount=t.amount,
-                    cost=t.cost,
-                    stop_price=t.stop_price,
-                    enter_tag=t.enter_tag,
-                    unrealized_pnl=snapshot.unrealized if single and snapshot else None,
-                )
-                for t in trades
-            ],
+            positions=[position_out(t, snapshot.unrealized if single and snapshot else None) for t in trades],
         )
 
     def trades(
@@ -301,7 +269,7 @@ class BotService:
             if (pair is None or t.pair == pair) and (exit_reason is None or t.exit_reason == exit_reason)
         ]
         page = found[offset : offset + limit]
-        return TradesPage(bot_id=bot_id, total=len(found), limit=limit, offset=offset, trades=_trades_out(page))
+        return TradesPage(bot_id=bot_id, total=len(found), limit=limit, offset=offset, trades=trades_out(page))
 
     def performance(self, principal: Principal, bot_id: str) -> PerformanceOut:
         self._config(principal, bot_id)
@@ -309,8 +277,8 @@ class BotService:
         by_pair: dict[str, list[Trade]] = defaultdict(list)
         for trade in closed:
             by_pair[trade.pair].append(trade)
-        pairs = sorted((_performance(p, ts) for p, ts in by_pair.items()), key=lambda p: (-p.profit_abs, p.pair))
-        total = _performance("*", closed)
+        pairs = sorted((performance(p, ts) for p, ts in by_pair.items()), key=lambda p: (-p.profit_abs, p.pair))
+        total = performance("*", closed)
         return PerformanceOut(
             bot_id=bot_id,
             trades=total.trades,
@@ -324,17 +292,7 @@ class BotService:
     def equity(self, principal: Principal, bot_id: str, limit: int = 1000) -> list[EquityPoint]:
         """The most recent ``limit`` equity snapshots, oldest first."""
         self._config(principal, bot_id)
-        return [
-            EquityPoint(
-                ts_ms=s.ts_ms,
-                cash=s.cash,
-                equity=s.equity,
-                realized=s.realized,
-                unrealized=s.unrealized,
-                fees_paid=s.fees_paid,
-            )
-            for s in self.store.equity_history(bot_id, limit=limit)
-        ]
+        return [equity_point(s) for s in self.store.equity_history(bot_id, limit=limit)]
 
     # ------------------------------------------------------------------ controls
     def stop_entries(self, principal: Principal, bot_id: str) -> BotStatusOut:
@@ -412,25 +370,7 @@ class BotService:
     def open_orders(self, principal: Principal, bot_id: str) -> list[OrderOut]:
         """Orders not yet final (open, partly filled, or awaiting the exchange's answer)."""
         self._config(principal, bot_id)
-        return [
-            OrderOut(
-                client_order_id=o.client_order_id,
-                pair=o.pair,
-                side=o.side.value,
-                type=o.type.value,
-                status=o.status.value,
-                intent=o.intent.value,
-                amount=o.amount,
-                filled=o.filled,
-                price=o.price,
-                stop_price=o.stop_price,
-                average=o.average,
-                created_ms=o.created_ms,
-                reason=o.reason,
-                trade_id=o.trade_ref,
-            )
-            for o in self.store.live_orders(bot_id)
-        ]
+        return [order_out(o) for o in self.store.live_orders(bot_id)]
 
     def logs(self, principal: Principal, bot_id: str, limit: int = 100) -> list[LogLineOut]:
         """The bot's most recent log lines (written by its gateway), oldest first."""
@@ -517,39 +457,3 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-
-
-def _trades_out(trades: Iterable[Trade]) -> list[TradeOut]:
-    return [
-        TradeOut(
-            trade_id=t.id or 0,
-            pair=t.pair,
-            is_open=t.is_open,
-            open_ms=t.open_ms,
-            close_ms=t.close_ms,
-            open_rate=t.open_rate,
-            close_rate=t.close_rate,
-            amount=t.amount,
-            fee_open=t.fee_open,
-            fee_close=t.fee_close,
-            profit_abs=t.profit_abs,
-            profit_ratio=t.profit_ratio,
-            enter_tag=t.enter_tag,
-            exit_reason=t.exit_reason,
-        )
-        for t in trades
-    ]
-
-
-def _performance(pair: str, trades: list[Trade]) -> PairPerformance:
-    wins = sum(1 for t in trades if t.profit_abs > 0)
-    profit = sum(t.profit_abs for t in trades)
-    cost = sum(t.cost for t in trades)
-    return PairPerformance(
-        pair=pair,
-        trades=len(trades),
-        wins=wins,
-        win_rate=wins / len(trades) if trades else 0.0,
-        profit_abs=profit,
-        profit_ratio=profit / cost if cost else 0.0,
-    )

@@ -17,7 +17,6 @@ from tradefleet.services.events.hub import (
     PreparedEvent,
     Subscriber,
     Subscription,
-    may_see,
 )
 from tradefleet.services.events.schemas import CLIENT_MESSAGE, AuthMessage, PingMessage, SubscribeMessage
 
@@ -37,5 +36,4 @@ __all__ = [
     "SubscribeMessage",
     "Subscriber",
     "Subscription",
-    "may_see",
 ]

@@ -5,9 +5,10 @@ subscriber) and hands it to the event loop in one ``call_soon_threadsafe``; the 
 the bounded queue of every subscriber that wants it. A subscriber whose queue is full is dropped on the
 spot (its ``overflowed`` event is set and it gets nothing more), so one slow client never delays another.
 
-Who sees what follows the bots service: admins every bot, everyone else the bots they own (events of a
-bot without an owner reach admins only). Ownership comes from the owners table, cached: refreshed when an
-unknown bot shows up (at most once per ``miss_refresh_s``) and every ``ttl_s``.
+Who sees what is the bots service's rule itself (``services.bots.visibility``): admins every bot, users
+the bots they own, events of a bot without an owner reach admins only, machine clients see none. Ownership
+comes from the owners table, cached: refreshed when an unknown bot shows up (at most once per
+``miss_refresh_s``) and every ``ttl_s``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tradefleet.core.bus import BusMessage, EventType, entry_id_key
-from tradefleet.services.auth import Principal, Role
+from tradefleet.services.auth import Principal
+from tradefleet.services.bots.visibility import OwnerTest, bot_visibility
 from tradefleet.services.events.feed import EventsFeed
 
 logger = logging.getLogger(__name__)
@@ -95,31 +97,28 @@ class OwnerLookup:
         self._loaded_s = self._clock()
 
 
-def may_see(principal: Principal, owner: int | None) -> bool:
-    """The bots service's visibility rule: admins see every bot, users the bots they own."""
-    if principal.allows(Role.ADMIN):
-        return True
-    return principal.user_id is not None and owner == principal.user_id
-
-
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """What one subscriber wants: bots (``None``: every bot it may see) and event types."""
+    """What one subscriber wants: bots (``None``: every bot it may see) and event types.
+
+    ``visible`` is the bots service's rule for the principal (:func:`~tradefleet.services.bots.bot_visibility`),
+    decided once per subscription rather than per event.
+    """
 
     principal: Principal
     bots: frozenset[str] | None
     types: frozenset[str]
-    admin: bool = False
+    visible: OwnerTest
 
     @classmethod
     def of(cls, principal: Principal, bots: Iterable[str] | None, types: Iterable[str] | None) -> Subscription:
         chosen = frozenset(types) if types else frozenset(WS_EVENT_TYPES)
-        return cls(principal, None if bots is None else frozenset(bots), chosen, principal.allows(Role.ADMIN))
+        return cls(principal, None if bots is None else frozenset(bots), chosen, bot_visibility(principal))
 
     def wants(self, event: PreparedEvent) -> bool:
         if event.type not in self.types or (self.bots is not None and event.bot_id not in self.bots):
             return False
-        return self.admin or (event.owner is not None and event.owner == self.principal.user_id)
+        return self.visible(event.owner)
 
 
 class EventQueue:
@@ -273,5 +272,4 @@ __all__ = [
     "PreparedEvent",
     "Subscriber",
     "Subscription",
-    "may_see",
 ]

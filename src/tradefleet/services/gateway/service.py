@@ -20,23 +20,26 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
+
+import structlog
 
 from tradefleet.adapters.bus.relay import OutboxRelay
 from tradefleet.adapters.storage.leases import LogLine
 from tradefleet.core.bots import BotConfig, BotStatus
 from tradefleet.core.bus import COMMANDS_STREAM, BusMessage, CommandType, EventBus
 from tradefleet.core.candles import timeframe_to_ms
-from tradefleet.core.errors import TradeFleetError
+from tradefleet.core.errors import LeaseLostError, StorageError, TradeFleetError
 from tradefleet.core.events import CommandResult, DomainEvent, RiskAlert, TradeExecuted
 from tradefleet.core.ports import CandleSource, Clock, EventSink, TradingStore
 from tradefleet.engine.bot import BotRuntime
 from tradefleet.engine.fleet import Fleet
 from tradefleet.engine.hub import MarketDataHub
 from tradefleet.engine.manual import ManualResult, force_entry, force_exit
-from tradefleet.logs import bind_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,26 @@ class GatewayConfig:
     flush_s: float = 1.0
 
 
+@dataclass(frozen=True)
+class MarketFeed:
+    """Where a bot's candles come from: bots of one market share its clock, its source and its hubs.
+
+    ``name`` is ``paper`` for the shared simulated market, else the live venue (``binance``, ...);
+    ``static`` sources are read once (replayed candles), live ones are asked again as candles close.
+    """
+
+    name: str
+    source: CandleSource
+    clock: Clock
+    static: bool = True
+
+
 @dataclass
 class Hosted:
-    """A bot built for this gateway: its runtime, the venue drivers of its pairs and how to close it."""
+    """A bot built for this gateway: its runtime, its market, the venue drivers of its pairs, its closer."""
 
     runtime: BotRuntime
+    market: MarketFeed
     drivers: dict[str, VenueDriver] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
 
@@ -72,10 +90,6 @@ class RuntimeFactory(Protocol):
     """Builds a bot (strategy, exchange account, runtime) from its configuration; the composition root's."""
 
     def build(self, config: BotConfig, sink: EventSink) -> Hosted: ...
-
-    def source(self) -> CandleSource: ...
-
-    def clock(self) -> Clock: ...
 
 
 class LeaseStore(Protocol):
@@ -128,9 +142,10 @@ class Gateway:
         self.logs = logs
         self._held: tuple[str, ...] = ()  # the hosted bots' ids, for the relay thread
         self.hosted: dict[str, Hosted] = {}
-        self.fleet = Fleet(store, factory.clock(), clock_key=market_key)
-        self.hubs: dict[str, MarketDataHub] = {}
-        self.drivers: dict[str, list[VenueDriver]] = {}
+        self.market_key = market_key
+        self.fleets: dict[str, Fleet] = {}  # one per market (its own clock), made with the market's first bot
+        self.hubs: dict[tuple[str, str], MarketDataHub] = {}  # (market, timeframe)
+        self.drivers: dict[tuple[str, str], list[VenueDriver]] = {}  # (market, pair)
         self.wake_relay = threading.Event()
         self.sink = _Sink(self.wake_relay, self._log_event, printer)
         self._lines: dict[str, list[LogLine]] = {}
@@ -140,6 +155,7 @@ class Gateway:
         self._last_beat = 0.0
         self.stop_event = threading.Event()
         self.errors = 0
+        self._failed: list[tuple[str, Exception]] = []  # bots whose step raised, dropped after the step
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop: threading.Event | None = None) -> None:
@@ -162,8 +178,9 @@ class Gateway:
                 behind = self._step() if time.monotonic() < self._lease_ok_until else False
                 if self._kill_now or mono - last_flush >= self.config.flush_s:
                     self._kill_now = False
-                    self.fleet.check_kill_switches()
-                    self.fleet.flush()
+                    for fleet in list(self.fleets.values()):
+                        fleet.check_kill_switches()
+                        fleet.flush()
                     self._flush_logs()
                     last_flush = mono
                 if not behind:
@@ -175,14 +192,42 @@ class Gateway:
 
     def _step(self) -> bool:
         """Deliver candles closed by now, at most ``max_step_candles`` per feed; return True if still behind."""
-        now = self.fleet.clock.now_ms()
-        upcoming = [(c, h.tf_ms) for h in self.fleet.hubs if (c := h.next_close_ms()) is not None]
-        target = now
-        if upcoming:
-            first, tf_ms = min(upcoming)
-            target = min(now, first + (self.config.max_step_candles - 1) * tf_ms)
-        self.fleet.step(target)
-        return target < now
+        behind = False
+        for fleet in list(self.fleets.values()):
+            now = fleet.clock.now_ms()
+            upcoming = [(c, h.tf_ms) for h in fleet.hubs if (c := h.next_close_ms()) is not None]
+            target = now
+            if upcoming:
+                first, tf_ms = min(upcoming)
+                target = min(now, first + (self.config.max_step_candles - 1) * tf_ms)
+            fleet.step(target)
+            behind = behind or target < now
+        failed, self._failed = self._failed, []
+        for bot_id, exc in failed:
+            if bot_id in self.hosted:
+                self._fail(bot_id, exc)
+        return behind
+
+    def _on_bot_error(self, bot: BotRuntime, exc: Exception) -> None:
+        self._failed.append((bot.bot_id, exc))
+
+    def _fail(self, bot_id: str, exc: Exception) -> None:
+        """Drop a bot whose step raised; only an error of the bot itself marks it as failed."""
+        self.errors += 1
+        if isinstance(exc, LeaseLostError):
+            log.warning("gateway %s: %s; dropping bot %s", self.id, exc.one_line(), bot_id)
+            self._drop(bot_id, release=False)
+        elif isinstance(exc, StorageError):  # the database, not the bot: rebuilt and reconciled at the next scan
+            log.warning("gateway %s: bot %s paused by a storage error (%s)", self.id, bot_id, exc.one_line())
+            self._drop(bot_id, release=False)
+        else:
+            log.error("gateway %s: bot %s failed", self.id, bot_id, exc_info=exc)
+            detail = exc.one_line() if isinstance(exc, TradeFleetError) else f"{type(exc).__name__}: {exc}"
+            self._note(bot_id, "ERROR", f"failed: {detail}")
+            try:
+                self.store.set_bot_status(bot_id, BotStatus.ERROR, f"failed: {detail}")
+            finally:
+                self._drop(bot_id, release=True)
 
     def _beat_if_due(self) -> None:
         """Heartbeat when ``heartbeat_s`` passed (also between bot starts: a long scan must not lose leases)."""
@@ -216,14 +261,18 @@ class Gateway:
             if bot_id in self.hosted or len(self.hosted) >= self.config.capacity:
                 continue
             self._beat_if_due()
-            if self.leases.claim(bot_id, self.id, int(self.config.lease_ttl_s * 1000)) is None:
+            epoch = self.leases.claim(bot_id, self.id, int(self.config.lease_ttl_s * 1000))
+            if epoch is None:
                 continue
+            self.store.fence(bot_id, self.id, epoch)  # its orders are refused once the lease is lost
             try:
                 self._start(config)
             except Exception as exc:
                 self.errors += 1
                 log.exception("gateway %s: bot %s failed to start", self.id, bot_id)
-                self.store.set_bot_status(bot_id, BotStatus.ERROR, f"failed to start: {exc}")
+                self.store.fence(bot_id, None)
+                detail = exc.one_line() if isinstance(exc, TradeFleetError) else f"{type(exc).__name__}: {exc}"
+                self.store.set_bot_status(bot_id, BotStatus.ERROR, f"failed to start: {detail}")
                 self.leases.release(bot_id, self.id)
 
     # ------------------------------------------------------------------ bots
@@ -235,28 +284,47 @@ class Gateway:
         except BaseException:
             hosted.close()
             raise
+        market = hosted.market
+        fleet = self.fleets.get(market.name)
+        if fleet is None:
+            key = self.market_key if market.name == "paper" else f"gateway.{market.name}.market_ms"
+            fleet = self.fleets[market.name] = Fleet(self.store, market.clock, clock_key=key)
         tf_ms = timeframe_to_ms(config.timeframe)
-        now = self.fleet.clock.now_ms()
+        now = fleet.clock.now_ms()
         for pair in config.pairs:  # a new bot starts at the present, not at the start of the stored history
             bot.progress.setdefault(pair, (now // tf_ms) * tf_ms - 2 * tf_ms)
         for pair, driver in hosted.drivers.items():
-            self.drivers.setdefault(pair, []).append(driver)
-        hub = self.hubs.get(config.timeframe)
-        if hub is None or hub not in self.fleet.hubs:
-            hub = MarketDataHub(self.factory.source(), config.timeframe, start_ms=now, venue=self._drive)
-            self.hubs[config.timeframe] = hub
-            self.fleet.hubs.append(hub)
+            self.drivers.setdefault((market.name, pair), []).append(driver)
+        hub = self.hubs.get((market.name, config.timeframe))
+        if hub is None or hub not in fleet.hubs:
+            drive = partial(self._drive, market.name) if market.static else None
+            hub = MarketDataHub(
+                market.source,
+                config.timeframe,
+                start_ms=now,
+                venue=drive,
+                static=market.static,
+                on_bot_error=self._on_bot_error,
+            )
+            self.hubs[(market.name, config.timeframe)] = hub
+            fleet.hubs.append(hub)
         hub.subscribe(bot)
-        self.fleet.bots.append(bot)
+        fleet.bots.append(bot)
         self.hosted[config.bot_id] = hosted
         self._held = tuple(self.hosted)
         self._note(config.bot_id, "INFO", f"started on gateway {self.id} ({bot.status.value})")
         log.info("gateway %s: bot %s started", self.id, config.bot_id)
 
     def _drive(
-        self, pair: str, open_ms: int, close_ms: int, ohlc: tuple[float, float, float, float], nxt: float | None
+        self,
+        market: str,
+        pair: str,
+        open_ms: int,
+        close_ms: int,
+        ohlc: tuple[float, float, float, float],
+        nxt: float | None,
     ) -> None:
-        for driver in self.drivers.get(pair, ()):
+        for driver in self.drivers.get((market, pair), ()):
             driver(pair, open_ms, close_ms, ohlc, nxt)
 
     def _stop(self, bot_id: str) -> None:
@@ -273,18 +341,21 @@ class Gateway:
         """Detach a bot from this gateway, keeping its wanted status (it runs again here or elsewhere)."""
         hosted = self.hosted.pop(bot_id)
         self._held = tuple(self.hosted)
+        self.store.fence(bot_id, None)
         bot = hosted.runtime
         try:
             if release:
                 bot.flush()
         finally:
-            self.fleet.remove(bot)
+            market = hosted.market.name
+            fleet = self.fleets[market]
+            fleet.remove(bot)  # drops a hub no bot uses any more
+            for key in [k for k, hub in self.hubs.items() if k[0] == market and hub not in fleet.hubs]:
+                del self.hubs[key]
             for pair, driver in hosted.drivers.items():
-                if driver in self.drivers.get(pair, []):
-                    self.drivers[pair].remove(driver)
+                if driver in self.drivers.get((market, pair), []):
+                    self.drivers[(market, pair)].remove(driver)
             hosted.close()
-            if self.hubs and not self.fleet.hubs:
-                self.hubs.clear()
             if release:
                 self.leases.release(bot_id, self.id)
 
@@ -302,10 +373,11 @@ class Gateway:
         payload = message.payload
         if int(payload.get("expires_ms", 0)) < time.time_ns() // 1_000_000:
             return  # too old: the user was told no gateway answered
-        bind_trace_id(message.trace_id)
         kind = message.type
         if kind in (CommandType.FORCE_ENTER, CommandType.FORCE_EXIT):
-            self._manual(message)
+            # the command's trace id marks its log lines and the events it causes, and nothing after it
+            with structlog.contextvars.bound_contextvars(trace_id=message.trace_id or uuid.uuid4().hex):
+                self._manual(message)
         elif kind in (CommandType.START_BOT, CommandType.STOP_BOT):
             self._scan_now = True
         elif kind in (CommandType.EMERGENCY_STOP, CommandType.STOP_ENTRIES, CommandType.RESUME):

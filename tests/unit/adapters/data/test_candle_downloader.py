@@ -8,8 +8,9 @@ import ccxt
 import pandas as pd
 import pytest
 
-from tradefleet.adapters.data.downloader import _page_frame, _windows, download, make_client, translate_error
+from tradefleet.adapters.data.downloader import _windows, download, make_client, translate_error
 from tradefleet.adapters.data.store import CandleStore
+from tradefleet.core.candles import ohlcv_rows_frame
 from tradefleet.core.errors import (
     AuthenticationError,
     ConfigError,
@@ -99,7 +100,7 @@ def test_page_keeps_only_candles_in_the_window_and_drops_repeats():
         [2 * STEP, 1.3, 1.4, 1.2, 1.3, 9.0],
     ]
 
-    frame = _page_frame(rows, STEP, 2 * STEP)
+    frame = ohlcv_rows_frame(rows, STEP, 2 * STEP)
 
     assert frame["date"].tolist() == [pd.Timestamp(STEP, unit="ms", tz="UTC")]
     assert frame["close"].tolist() == [1.3]

@@ -5,10 +5,9 @@ Later roles (API, gateway, AI service) are added as further builders over the sa
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
-import json
 import logging
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from tradefleet.core.lookahead import check_lookahead
 from tradefleet.core.ports import Clock, EventSink
 from tradefleet.core.strategy import IStrategy
 from tradefleet.engine.bot import BotRuntime
-from tradefleet.engine.clock import AcceleratedClock, AnchoredClock
+from tradefleet.engine.clock import AcceleratedClock
 from tradefleet.engine.fleet import Fleet
 from tradefleet.engine.hub import MarketDataHub
 from tradefleet.services.backtest.data import find_series
@@ -41,9 +40,9 @@ from tradefleet.strategies.loader import load_strategy
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from tradefleet.adapters.storage.leases import SqlLeases
+    from tradefleet.adapters.exchanges.ccxt import CcxtExchangeFactory
     from tradefleet.core.bus import EventBus
-    from tradefleet.services.gateway import Gateway, Hosted
+    from tradefleet.services.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -241,108 +240,6 @@ def check_quotes(config: BotConfig) -> None:
         )
 
 
-class _PairSource:
-    """Candle source reading each (pair, timeframe) from the exchange folder routed for it."""
-
-    def __init__(self, candles: CandleStore) -> None:
-        self.candles_store = candles
-        self.routes: dict[tuple[str, str], str] = {}
-
-    def candles(self, pair: str, timeframe: str, start_ms: int, end_ms: int) -> pd.DataFrame:
-        exchange = self.routes[(pair, timeframe)]
-        return self.candles_store.source(exchange).candles(pair, timeframe, start_ms, end_ms)
-
-
-class PaperRuntimeFactory:
-    """Builds paper bots for a gateway: strategy, a simulated account with its own ledger, the runtime.
-
-    Each bot has its own venue ledger (``sim/bots/<bot_id>.sqlite``), so a bot taken over by another gateway
-    finds its exchange account, orders and stops where the last gateway left them.
-    """
-
-    def __init__(self, platform: Platform, clock: Clock, *, check_causal: bool = True) -> None:
-        self.platform = platform
-        self._clock = clock
-        self._source = _PairSource(platform.candles)
-        self.check_causal = check_causal
-
-    def source(self) -> _PairSource:
-        return self._source
-
-    def clock(self) -> Clock:
-        return self._clock
-
-    def build(self, config: BotConfig, sink: EventSink) -> Hosted:
-        from tradefleet.services.gateway import Hosted
-
-        if config.mode == "live":
-            raise ConfigError(
-                f"bot {config.bot_id} is a live bot; this gateway runs paper bots on the simulated exchange",
-                hint="live trading through ccxt is not wired into gateways yet; use mode 'paper'",
-            )
-        settings, store = self.platform.settings, self.platform.store
-        strategy = load_bot_strategies(settings, [config])[config.bot_id]
-        with candles_lock(self.platform):
-            routes = ensure_market_data(self.platform, list(config.pairs), config.timeframe)
-        for pair, exchange in routes.items():
-            self._source.routes[(pair, config.timeframe)] = exchange
-        if self.check_causal:
-            first = config.pairs[0]
-            check_strategy_causal(strategy, self.platform.candles.read(routes[first], first, config.timeframe))
-        sim = settings.simulated
-        markets = {p: default_market(p, taker_fee=sim.taker_fee, maker_fee=sim.maker_fee) for p in config.pairs}
-        venue = SimulatedVenue(
-            markets,
-            clock=self._clock,
-            ledger_path=settings.data_dir / "sim" / "bots" / f"{config.bot_id}.sqlite",
-            settings=SimSettings(slippage_bps=sim.slippage_bps, default_taker_fee=sim.taker_fee),
-        )
-        try:
-            tf_ms = timeframe_to_ms(config.timeframe)
-            for pair, last in store.load_progress(config.bot_id).items():
-                venue.market_ms[pair] = last + tf_ms  # orders placed while reconciling meet the replayed candles
-            account = venue.open_account(config.bot_id, {config.quote_currency: config.starting_balance})
-            runtime = BotRuntime(config, strategy, account, store, self._clock, sink, sink_delivers=False)
-        except BaseException:
-            venue.close()
-            raise
-        return Hosted(runtime=runtime, drivers={p: venue.on_candle for p in config.pairs}, close=venue.close)
-
-
-GATEWAY_CLOCK_KEY = "gateway.clock"
-GATEWAY_MARKET_KEY = "gateway.market_ms"
-DEFAULT_MARKET_START = "2024-01-08"
-
-
-def shared_paper_clock(platform: Platform, leases: SqlLeases, speed: float, ttl_s: float) -> AnchoredClock:
-    """Return the market clock every gateway shares (adopted from a live gateway, else anchored now).
-
-    With no gateway alive the market resumes where the gateways last left it, so a restart loses no candle.
-    """
-    store = platform.store
-    saved = store.get_state(GATEWAY_CLOCK_KEY)
-    if saved and leases.gateways(alive_within_ms=int(ttl_s * 1000)):
-        anchor = json.loads(saved)
-        return AnchoredClock(int(anchor["wall_origin_ms"]), int(anchor["market_origin_ms"]), float(anchor["speed"]))
-    market = store.get_state(GATEWAY_MARKET_KEY)
-    start = int(market) if market else _first_market_ms(platform)
-    clock = AnchoredClock(time.time_ns() // 1_000_000, start, speed)
-    anchor = {"wall_origin_ms": clock.wall_origin_ms, "market_origin_ms": start, "speed": speed}
-    store.set_state(GATEWAY_CLOCK_KEY, json.dumps(anchor))
-    return clock
-
-
-def _first_market_ms(platform: Platform) -> int:
-    """Where a fresh platform's market starts: after enough history for the stored bots' indicators."""
-    bots = platform.store.list_bots()
-    starts = []
-    for tf in sorted({b.timeframe for b in bots}):
-        with candles_lock(platform):
-            routes = ensure_market_data(platform, sorted({p for b in bots if b.timeframe == tf for p in b.pairs}), tf)
-        starts.append(paper_start_ms([platform.candles.read(ex, p, tf) for p, ex in routes.items()], tf))
-    return max(starts) if starts else int(pd.Timestamp(DEFAULT_MARKET_START, tz="UTC").value // 1_000_000)
-
-
 def build_bus(settings: Settings) -> EventBus:
     """Return the Redis Streams bus when ``REDIS_URL`` (redis.url) is set, else the in-process bus."""
     from tradefleet.adapters.bus import make_bus
@@ -359,32 +256,52 @@ def build_gateway(
     lease_ttl_s: float = 10.0,
     speed: float | None = None,
     printer: EventSink | None = None,
+    exchanges: CcxtExchangeFactory | None = None,
 ) -> Gateway:
-    """Build a gateway hosting paper bots over ``platform``'s database and ``bus``."""
+    """Build a gateway hosting paper and live bots over ``platform``'s database and ``bus``.
+
+    Live bots decrypt their stored exchange keys with the data directory's ``fernet.key``: a gateway on
+    another machine needs the API's copy of that file.
+    """
+    from tradefleet.adapters.storage.credentials import SqlCredentialStore
     from tradefleet.adapters.storage.db import make_engine
     from tradefleet.adapters.storage.leases import SqlBotLogs, SqlLeases
+    from tradefleet.adapters.storage.owner_tables import SqlBotOwners
+    from tradefleet.bootstrap.gateway import (
+        GATEWAY_MARKET_KEY,
+        GatewayRuntimeFactory,
+        LiveRuntimeFactory,
+        PaperRuntimeFactory,
+        shared_paper_clock,
+    )
+    from tradefleet.services.auth import load_or_create_keys
+    from tradefleet.services.bots import BotService
+    from tradefleet.services.credentials import CredentialService
     from tradefleet.services.gateway import Gateway, GatewayConfig
 
     engine = make_engine(platform.settings.database_url)
+    platform.closers.append(engine.dispose)
     leases = SqlLeases(engine)
     clock = shared_paper_clock(platform, leases, speed or platform.settings.paper.speed, lease_ttl_s)
-    config = GatewayConfig(capacity=capacity, lease_ttl_s=lease_ttl_s, heartbeat_s=min(2.0, lease_ttl_s / 4))
+    heartbeat_s = min(2.0, lease_ttl_s / 4)
+    config = GatewayConfig(capacity=capacity, lease_ttl_s=lease_ttl_s, heartbeat_s=heartbeat_s)
     if gateway_id:
-        config = GatewayConfig(
-            gateway_id=gateway_id, capacity=capacity, lease_ttl_s=lease_ttl_s, heartbeat_s=config.heartbeat_s
-        )
-    gateway = Gateway(
+        config = dataclasses.replace(config, gateway_id=gateway_id)
+    box = load_or_create_keys(platform.settings.data_dir).secret_box
+    credentials = CredentialService(SqlCredentialStore(engine), box, BotService(platform.store, SqlBotOwners(engine)))
+    factory = GatewayRuntimeFactory(
+        PaperRuntimeFactory(platform, clock), LiveRuntimeFactory(platform, credentials, exchanges)
+    )
+    return Gateway(
         config,
         platform.store,
         leases,
         bus,
-        PaperRuntimeFactory(platform, clock),
+        factory,
         logs=SqlBotLogs(engine),
         printer=printer,
         market_key=GATEWAY_MARKET_KEY,
     )
-    platform.closers.append(engine.dispose)
-    return gateway
 
 
 def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:

@@ -1,0 +1,85 @@
+"""The lease fence: a gateway that lost a bot's lease cannot commit a new order for it (SQLite and PostgreSQL).
+
+The order intent is committed before the exchange is called, so refusing the intent refuses the order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import update
+
+from tradefleet.adapters.storage import SqlTradingStore, make_engine
+from tradefleet.adapters.storage.leases import SqlLeases
+from tradefleet.adapters.storage.platform_tables import bot_leases
+from tradefleet.core.errors import LeaseLostError
+from tradefleet.core.orders import Order, OrderIntent, OrderSide, OrderType
+
+TTL_MS = 60_000
+
+
+def intent(client_order_id: str) -> Order:
+    return Order(
+        client_order_id=client_order_id,
+        bot_id="fenced",
+        pair="BTC/USDT",
+        side=OrderSide.BUY,
+        type=OrderType.MARKET,
+        amount=0.01,
+        intent=OrderIntent.ENTRY,
+        created_ms=1_700_000_000_000,
+    )
+
+
+def expire(store: SqlTradingStore, database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(bot_leases).where(bot_leases.c.bot_id == "fenced").values(expires_ms=0))
+    finally:
+        engine.dispose()
+
+
+def test_orders_of_a_fenced_bot_need_the_lease_they_were_claimed_with(
+    store: SqlTradingStore, database_url: str
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        check_fence(store, database_url, SqlLeases(engine))
+    finally:
+        engine.dispose()
+
+
+def check_fence(store: SqlTradingStore, database_url: str, leases: SqlLeases) -> None:
+    epoch = leases.claim("fenced", "gw-a", TTL_MS)
+    assert epoch == 1
+    store.fence("fenced", "gw-a", epoch)
+    assert store.add_order(intent("tf-held")) is True
+
+    expire(store, database_url)  # gw-a stalled past its lease...
+    with pytest.raises(LeaseLostError):
+        store.add_order(intent("tf-expired"))
+    assert leases.claim("fenced", "gw-b", TTL_MS) == 2  # ...and gw-b took the bot over
+    with pytest.raises(LeaseLostError, match="gw-a"):
+        store.add_order(intent("tf-stale"))
+    with pytest.raises(LeaseLostError), store.transaction():  # the caller's whole unit of work rolls back
+        store.set_state("fenced.progress", "1")
+        store.add_order(intent("tf-stale-2"))
+
+    ids = {o.client_order_id for o in store.list_orders("fenced")}
+    assert ids == {"tf-held"}, "no order row was committed without the lease"
+    assert store.get_state("fenced.progress") is None
+
+    # the same gateway re-claiming gets a new epoch: the old fence stays refused until it is renewed
+    leases.release("fenced", "gw-b")
+    epoch_c = leases.claim("fenced", "gw-a", TTL_MS)
+    assert epoch_c == 3
+    with pytest.raises(LeaseLostError):
+        store.add_order(intent("tf-old-epoch"))
+    store.fence("fenced", "gw-a", epoch_c)
+    assert store.add_order(dataclasses.replace(intent("tf-new-epoch"))) is True
+
+    store.fence("fenced", None)  # unfenced (the API process, backtests): no lease needed
+    expire(store, database_url)
+    assert store.add_order(intent("tf-unfenced")) is True
