@@ -18,7 +18,7 @@ up: venv
 	$(BIN)/tradefleet up
 
 test: dev
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n 3
 
 lint: dev
 	$(BIN)/ruff check src tests benchmarks

@@ -166,9 +166,13 @@ def test_forced_orders_travel_over_the_bus_are_answered_and_applied_once(world: 
     assert forced_trades == trade_ids, "one forced trade, however often the command was delivered"
 
     exited = world.service.force_exit(ADMIN, "g-force", ForceExitIn(trade_id=trade_ids[0]))
-    assert exited.status == "done", exited
     closed = {t.id: t for t in world.platform.store.closed_trades("g-force")}
-    assert closed[trade_ids[0]].exit_reason == "force_exit"
+    if exited.status == "failed":  # on this fast replay the strategy's exit, ROI or stop may close it first
+        assert f"no open trade {trade_ids[0]}" in exited.message, exited
+        assert closed[trade_ids[0]].exit_reason != "force_exit"
+    else:
+        assert exited.status == "done", exited
+        assert closed[trade_ids[0]].exit_reason == "force_exit"
     # A pair with no open trade (the strategy may open BTC/USDT trades of its own at any moment).
     nothing = world.service.force_exit(ADMIN, "g-force", ForceExitIn(pair="ETH/USDT"))
     assert nothing.status == "failed" and "no open ETH/USDT trades" in nothing.message, nothing

@@ -22,13 +22,13 @@ Keys are ``namespace + stream``. Redis errors become :class:`~tradefleet.core.bu
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -150,7 +150,7 @@ class RedisStreamsBus:
         args = [str(self.settings.maxlen), trace_id or ""]
         for type_, payload in messages:
             _check_names(type_, trace_id)
-            args += (type_, json.dumps(payload, separators=(",", ":")))
+            args += (type_, orjson.dumps(payload).decode())
         ids: list[str] = []
         with _errors("publish"):
             for start in range(2, len(args), 2 * SCRIPT_CHUNK):
@@ -236,7 +236,7 @@ class RedisStreamsBus:
     ) -> BusMessage | None:
         """Turn an entry into a message; an entry that is not one goes straight to the dead letters."""
         try:
-            payload = json.loads(fields["payload"])
+            payload = orjson.loads(fields["payload"])
             if not isinstance(payload, dict):
                 raise TypeError("payload is not a JSON object")
             return BusMessage(entry_id, stream, fields["type"], payload, fields.get("trace"), attempts)
@@ -326,7 +326,7 @@ class RedisStreamsBus:
             entries = self._redis.xrange(self._key(name), count=limit)
         out = []
         for entry_id, f in entries:
-            payload = json.loads(f["payload"])
+            payload = orjson.loads(f["payload"])
             attempts = int(f.get("attempts", "0"))
             out.append(
                 BusMessage(entry_id, name, f["type"], payload, f.get("trace"), attempts, f["origin"], f["error"])
@@ -352,7 +352,7 @@ class RedisStreamsBus:
         messages: list[BusMessage] = []
         for entry_id, fields in entries:
             try:
-                payload = json.loads(fields["payload"])
+                payload = orjson.loads(fields["payload"])
                 if not isinstance(payload, dict):
                     raise TypeError("payload is not a JSON object")
             except (KeyError, TypeError, ValueError) as exc:  # no group to dead-letter it in: skip it
@@ -382,7 +382,7 @@ def _joined_entry(joined: str) -> tuple[str, dict[str, str]]:
 
 def _fields(type_: str, payload: Mapping[str, Any], trace_id: str | None) -> dict[str, str]:
     _check_names(type_, trace_id)
-    fields = {"type": type_, "payload": json.dumps(payload, separators=(",", ":"))}
+    fields = {"type": type_, "payload": orjson.dumps(payload).decode()}
     if trace_id:
         fields["trace"] = trace_id
     return fields
