@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import logging
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -315,12 +316,13 @@ def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:
     from tradefleet.adapters.storage.db import make_engine
     from tradefleet.adapters.storage.leases import SqlBotLogs, SqlLeases
     from tradefleet.adapters.storage.owner_tables import SqlBotOwners
-    from tradefleet.api import ApiServices, CallableCheck, DatabaseCheck, StaticCheck, create_app
+    from tradefleet.api import ApiServices, CallableCheck, DatabaseCheck, create_app
     from tradefleet.api.health import HealthCheck
     from tradefleet.engine.clock import WallClock
     from tradefleet.services.auth import AuthService, SqlAuthRepository, load_or_create_keys
     from tradefleet.services.bots import BotService
     from tradefleet.services.gateway import BusCommands, CommandReplies
+    from tradefleet.services.gateway.metrics import live_exchange_health
 
     settings = platform.settings
     engine = make_engine(settings.database_url)
@@ -344,7 +346,7 @@ def build_api(platform: Platform, bus: EventBus | None = None) -> FastAPI:
         DatabaseCheck(engine, name="storage"),
         CallableCheck("bus", (lambda: _bus_health(bus)), required=bus is not None),
         CallableCheck("gateways", gateways),
-        StaticCheck("exchanges", detail="reached by the gateways, not by the API process"),
+        CallableCheck("exchanges", lambda: live_exchange_health(platform.store, time.time_ns() // 1_000_000)),
     ]
     replies = CommandReplies()
     commands = BusCommands(bus, replies) if bus is not None else None

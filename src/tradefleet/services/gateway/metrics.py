@@ -15,6 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tradefleet.adapters.storage import tables as t
 from tradefleet.adapters.storage.platform_tables import bot_leases, gateways
+from tradefleet.core.candles import timeframe_to_ms
+from tradefleet.core.ports import TradingStore
 
 
 class PlatformCollector(Collector):
@@ -48,3 +50,27 @@ class PlatformCollector(Collector):
             return  # /health reports the database; a scrape must not fail over it
         backlog.add_metric([], count or 0)
         yield from (bots, running, alive, orders, backlog)
+
+
+RUNNING_STATUSES = ("running", "stopentry")
+
+
+def live_exchange_health(store: TradingStore, now_ms: int, *, grace_ms: int = 60_000) -> tuple[bool, str] | None:
+    """Judge the venues of running live bots by their candles (None: no live bot, nothing to judge).
+
+    A gateway feeds a live bot each candle soon after it closes; a bot more than three candles (plus
+    ``grace_ms``) behind means its venue does not answer, or no gateway runs the bot.
+    """
+    live = [b for b in store.list_bots() if b.mode == "live" and store.get_bot_status(b.bot_id) in RUNNING_STATUSES]
+    if not live:
+        return None
+    stale = []
+    for bot in live:
+        tf_ms = timeframe_to_ms(bot.timeframe)
+        last = max(store.load_progress(bot.bot_id).values(), default=None)
+        if last is None or now_ms - (last + tf_ms) > 3 * tf_ms + grace_ms:
+            stale.append(f"{bot.bot_id} ({bot.exchange})")
+    if stale:
+        return False, f"no recent candles for {', '.join(stale)}"
+    venues = ", ".join(sorted({b.exchange for b in live}))
+    return True, f"{len(live)} live bot(s) on {venues}, candles up to date"
