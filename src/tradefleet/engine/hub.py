@@ -209,7 +209,10 @@ class MarketDataHub:
                 nxt = float(feed.ohlc[i + 1, 0]) if i + 1 < len(feed.ohlc) else None
                 self.venue(pair, open_ms, open_ms + self.tf_ms, (float(o), float(h), float(low), float(c)), nxt)
             for bot, key in zip(feed.bots, feed.keys, strict=True):
-                sig, offset = analyses[(pair, key)]
+                analysis = analyses[(pair, key)]
+                if analysis is None:
+                    continue  # its strategy's analysis failed: reported, no step
+                sig, offset = analysis
                 if self.on_bot_error is None:
                     bot.step(pair, i - offset, sig)
                 elif bot not in failed:
@@ -224,16 +227,28 @@ class MarketDataHub:
         self.delivered += steps
         return steps
 
-    def _analyse(self, ranges: dict[str, tuple[int, int]]) -> dict[tuple[str, Any], tuple[Signals, int]]:
-        """Analyse each (pair, strategy) once on the candles visible at the end of this batch."""
-        out: dict[tuple[str, Any], tuple[Signals, int]] = {}
+    def _analyse(self, ranges: dict[str, tuple[int, int]]) -> dict[tuple[str, Any], tuple[Signals, int] | None]:
+        """Analyse each (pair, strategy) once on the candles visible at the end of this batch.
+
+        With ``on_bot_error``, an analysis that raises is reported for each bot of that strategy (None here).
+        """
+        out: dict[tuple[str, Any], tuple[Signals, int] | None] = {}
         for pair, (first, hi) in ranges.items():
             feed = self.feeds[pair]
             lo = 0 if self.window is None else max(0, first - self.window)
             visible = feed.frame.iloc[lo:hi]
             for bot, strategy_key in zip(feed.bots, feed.keys, strict=True):
                 key = (pair, strategy_key)
-                if key not in out:
+                if key in out:
+                    continue
+                try:
                     analysed = bot.strategy.analyze(visible, pair)
                     out[key] = (_signals(analysed, feed.open_ms[lo:hi]), lo)
+                except Exception as exc:
+                    if self.on_bot_error is None:
+                        raise
+                    out[key] = None
+                    for other, other_key in zip(feed.bots, feed.keys, strict=True):
+                        if other_key == strategy_key:
+                            self.on_bot_error(other, exc)
         return out

@@ -220,3 +220,40 @@ def test_the_events_of_a_forced_entry_carry_the_trace_id_of_the_request_that_sen
         ("CommandResult", "req-trace-1"),
         ("TradeExecuted", "req-trace-1"),
     ]
+
+
+FRAGILE = '''"""A strategy that breaks once the file ``break-now`` appears next to it."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from tradefleet.strategies.sma_cross import SmaCross
+
+
+class Fragile(SmaCross):
+    def populate_indicators(self, dataframe: pd.DataFrame) -> pd.DataFrame:
+        if (Path(__file__).parent / "break-now").exists():
+            raise RuntimeError("fragile strategy broke")
+        return super().populate_indicators(dataframe)
+'''
+
+
+def test_a_strategy_that_raises_fails_its_bot_alone_and_the_gateway_runs_on(world: World) -> None:
+    strategies = world.platform.settings.strategies_dir
+    strategies.mkdir(parents=True, exist_ok=True)
+    (strategies / "fragile.py").write_text(FRAGILE)
+    world.add_bot("g-fragile", strategy="Fragile")
+    world.add_bot("g-steady", pair="ETH/USDT", strategy="RsiMeanReversion")
+    gateway = world.gateway("gw-a")
+    wait_for(lambda: {"g-fragile", "g-steady"} <= set(gateway.hosted), what="both bots hosted")
+
+    (strategies / "break-now").touch()
+    wait_for(lambda: world.platform.store.get_bot_status("g-fragile") is BotStatus.ERROR, what="the bot failed")
+    wait_for(lambda: world.holder("g-fragile") is None, what="its lease given back")
+    before = world.service.status(ADMIN, "g-steady").last_candle_ms or 0
+    wait_for(lambda: (world.service.status(ADMIN, "g-steady").last_candle_ms or 0) > before, what="the other bot")
+    assert world.runs[0][2].is_alive(), "the gateway runs on"
+    assert world.holder("g-steady") == "gw-a"
+    lines = [x.message for x in world.service.logs(ADMIN, "g-fragile", limit=50)]
+    assert any("failed: RuntimeError: fragile strategy broke" in m for m in lines), lines

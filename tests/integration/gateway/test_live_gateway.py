@@ -182,6 +182,9 @@ def test_a_live_bot_trades_on_the_venue_and_survives_a_takeover(live: LiveWorld)
     before = live.venue.orders()
     stop_a.set()  # a clean stop of gw-a; gw-b takes the bot over and reconciles it with the venue
     thread_a.join(20)
+    # As if the bot had been down for an hour: gw-b must not trade the missed candles late at today's prices.
+    hour_ago = (int(time.time() * 1000) // minute) * minute - 60 * minute
+    live.platform.store.save_progress(BOT, "BTC/USDT", hour_ago)
     live.gateway("gw-b")
     wait_for(lambda: live.holder() == "gw-b", what="gw-b took the bot over")
 
@@ -189,6 +192,9 @@ def test_a_live_bot_trades_on_the_venue_and_survives_a_takeover(live: LiveWorld)
         return any("started on gateway gw-b" in x.message for x in live.service.logs(ADMIN, BOT, limit=50))
 
     wait_for(started_on_b, what="the bot reconciled and running on gw-b")
+    wait_for(lambda: (live.service.status(ADMIN, BOT).last_candle_ms or 0) > hour_ago, what="candles on gw-b")
+    lines = [x.message for x in live.service.logs(ADMIN, BOT, limit=50)]
+    assert any("skipped candles missed while the bot was not running: BTC/USDT (5" in m for m in lines), lines
     assert live.service.status(ADMIN, BOT).status is BotStatus.RUNNING
     assert live.venue.orders() == before, "the takeover placed nothing: the trade's stop was found"
     audit(live)

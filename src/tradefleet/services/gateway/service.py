@@ -33,7 +33,7 @@ from tradefleet.adapters.storage.leases import LogLine
 from tradefleet.core.bots import BotConfig, BotStatus
 from tradefleet.core.bus import COMMANDS_STREAM, BusMessage, CommandType, EventBus
 from tradefleet.core.candles import timeframe_to_ms
-from tradefleet.core.errors import LeaseLostError, StorageError, TradeFleetError
+from tradefleet.core.errors import LeaseLostError, StorageError, TemporaryExchangeError, TradeFleetError
 from tradefleet.core.events import CommandResult, DomainEvent, RiskAlert, TradeExecuted
 from tradefleet.core.ports import CandleSource, Clock, EventSink, TradingStore
 from tradefleet.engine.bot import BotRuntime
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 RUNNABLE = (BotStatus.RUNNING, BotStatus.STOPPING_ENTRIES)
 COMMANDS_CONSUMER = "gateway-commands"
+TRANSIENT = (LeaseLostError, StorageError, TemporaryExchangeError)
 VenueDriver = Callable[[str, int, int, tuple[float, float, float, float], float | None], Any]
 
 
@@ -60,6 +61,7 @@ class GatewayConfig:
     # checked between slices, so no step outlives the lease.
     max_step_candles: int = 100
     flush_s: float = 1.0
+    retry_start_s: float = 30.0  # after a start failed for a passing reason (venue, database, lost lease)
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ class Gateway:
         self.stop_event = threading.Event()
         self.errors = 0
         self._failed: list[tuple[str, Exception]] = []  # bots whose step raised, dropped after the step
+        self._retry_at: dict[str, float] = {}  # bots that could not start for a passing reason: not before
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop: threading.Event | None = None) -> None:
@@ -172,17 +175,28 @@ class Gateway:
                 self._beat_if_due()
                 if self._scan_now or mono - last_scan >= self.config.scan_s:
                     self._scan_now = False
-                    self._scan()
                     last_scan = mono
-                self.bus.consume(COMMANDS_STREAM, f"gateway.{self.id}", self.id, self._on_command, batch=50, block_ms=0)
-                behind = self._step() if time.monotonic() < self._lease_ok_until else False
-                if self._kill_now or mono - last_flush >= self.config.flush_s:
-                    self._kill_now = False
-                    for fleet in list(self.fleets.values()):
-                        fleet.check_kill_switches()
-                        fleet.flush()
-                    self._flush_logs()
-                    last_flush = mono
+                    try:
+                        self._scan()
+                    except TradeFleetError as exc:
+                        log.warning("gateway %s: scan failed (%s); retrying", self.id, exc.one_line())
+                behind = False
+                try:  # a failing phase (the database or the bus away for a moment) is retried, not fatal
+                    self.bus.consume(
+                        COMMANDS_STREAM, f"gateway.{self.id}", self.id, self._on_command, batch=50, block_ms=0
+                    )
+                    behind = self._step() if time.monotonic() < self._lease_ok_until else False
+                    if self._kill_now or mono - last_flush >= self.config.flush_s:
+                        self._kill_now = False
+                        for fleet in list(self.fleets.values()):
+                            fleet.check_kill_switches()
+                            fleet.flush()
+                        self._flush_logs()
+                        last_flush = mono
+                except Exception:
+                    self.errors += 1
+                    log.exception("gateway %s: loop step failed; retrying", self.id)
+                    stop.wait(min(1.0, self.config.heartbeat_s))
                 if not behind:
                     stop.wait(self.config.tick_s)
         finally:
@@ -257,8 +271,11 @@ class Gateway:
             return
         for bot_id in [b for b in self.hosted if b not in wanted]:
             self._stop(bot_id)
+        mono = time.monotonic()
         for bot_id, config in sorted(wanted.items()):
             if bot_id in self.hosted or len(self.hosted) >= self.config.capacity:
+                continue
+            if self._retry_at.get(bot_id, 0.0) > mono:
                 continue
             self._beat_if_due()
             epoch = self.leases.claim(bot_id, self.id, int(self.config.lease_ttl_s * 1000))
@@ -269,10 +286,14 @@ class Gateway:
                 self._start(config)
             except Exception as exc:
                 self.errors += 1
-                log.exception("gateway %s: bot %s failed to start", self.id, bot_id)
                 self.store.fence(bot_id, None)
                 detail = exc.one_line() if isinstance(exc, TradeFleetError) else f"{type(exc).__name__}: {exc}"
-                self.store.set_bot_status(bot_id, BotStatus.ERROR, f"failed to start: {detail}")
+                if isinstance(exc, TRANSIENT):  # not the bot's fault: it starts again later, here or elsewhere
+                    log.warning("gateway %s: bot %s could not start (%s); retrying later", self.id, bot_id, detail)
+                    self._retry_at[bot_id] = time.monotonic() + self.config.retry_start_s
+                else:
+                    log.exception("gateway %s: bot %s failed to start", self.id, bot_id)
+                    self.store.set_bot_status(bot_id, BotStatus.ERROR, f"failed to start: {detail}")
                 self.leases.release(bot_id, self.id)
 
     # ------------------------------------------------------------------ bots
@@ -291,12 +312,22 @@ class Gateway:
             fleet = self.fleets[market.name] = Fleet(self.store, market.clock, clock_key=key)
         tf_ms = timeframe_to_ms(config.timeframe)
         now = fleet.clock.now_ms()
+        present = (now // tf_ms) * tf_ms - 2 * tf_ms
+        skipped = []
         for pair in config.pairs:  # a new bot starts at the present, not at the start of the stored history
-            bot.progress.setdefault(pair, (now // tf_ms) * tf_ms - 2 * tf_ms)
-        for pair, driver in hosted.drivers.items():
-            self.drivers.setdefault((market.name, pair), []).append(driver)
+            last = bot.progress.get(pair)
+            if last is None:
+                bot.progress[pair] = present
+            elif not market.static and last < present:
+                # Live: candles missed while no gateway ran the bot are not traded late at today's prices.
+                skipped.append(f"{pair} ({(present - last) // tf_ms} candles)")
+                bot.progress[pair] = present
+        if skipped:
+            message = f"skipped candles missed while the bot was not running: {', '.join(skipped)}"
+            bot.emit(RiskAlert(bot_id=config.bot_id, ts_ms=now, rule="missed_candles", message=message))
         hub = self.hubs.get((market.name, config.timeframe))
-        if hub is None or hub not in fleet.hubs:
+        created = hub is None or hub not in fleet.hubs
+        if hub is None or created:
             drive = partial(self._drive, market.name) if market.static else None
             hub = MarketDataHub(
                 market.source,
@@ -306,9 +337,17 @@ class Gateway:
                 static=market.static,
                 on_bot_error=self._on_bot_error,
             )
+        try:
+            hub.subscribe(bot)  # reads each new pair's candles: a failure leaves nothing attached
+        except BaseException:
+            hub.unsubscribe(bot)
+            hosted.close()
+            raise
+        if created:
             self.hubs[(market.name, config.timeframe)] = hub
             fleet.hubs.append(hub)
-        hub.subscribe(bot)
+        for pair, driver in hosted.drivers.items():
+            self.drivers.setdefault((market.name, pair), []).append(driver)
         fleet.bots.append(bot)
         self.hosted[config.bot_id] = hosted
         self._held = tuple(self.hosted)
