@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
-from tradefleet.adapters.exchanges.ccxt import CcxtCandleSource, CcxtExchangeFactory
+from tradefleet.adapters.exchanges.ccxt import CcxtExchangeFactory
+from tradefleet.adapters.exchanges.ccxt_candles import CcxtCandleSource
 from tradefleet.adapters.exchanges.simulated import SimSettings, SimulatedVenue, default_market
 from tradefleet.bootstrap import (
     Platform,

@@ -32,17 +32,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
-import pandas as pd
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 from tenacity import RetryCallState, Retrying, before_sleep_log, retry_if_exception, stop_after_attempt
 
 from tradefleet.core import errors
-from tradefleet.core.candles import ohlcv_rows_frame, timeframe_to_ms
 from tradefleet.core.orders import Fill, OrderSide, OrderStatus, OrderType
 from tradefleet.core.ports import Balance, ExchangeCapabilities, ExchangeOrder, Market, OrderRequest
 
 __all__ = [
-    "CcxtCandleSource",
     "CcxtExchange",
     "CcxtExchangeFactory",
     "ReadRetry",
@@ -517,34 +514,6 @@ class CcxtExchange:
                     raise
                 # a failure past the point of sending (a parsing error, ...) leaves the outcome unknown
                 raise translate_error(exc, placing=True) from exc
-
-
-class CcxtCandleSource:
-    """Closed candles of a ccxt venue, paged through ``fetch_ohlcv``: the candle source of live hubs.
-
-    The still-forming candle is never returned, so a bot only ever sees candles that have closed.
-    """
-
-    def __init__(self, exchange: CcxtExchange, *, page_limit: int = 1000, max_pages: int = 10) -> None:
-        self.exchange = exchange
-        self.page_limit = page_limit
-        self.max_pages = max_pages
-
-    def candles(self, pair: str, timeframe: str, start_ms: int, end_ms: int) -> pd.DataFrame:
-        step = timeframe_to_ms(timeframe)
-        end = min(end_ms, self.exchange.milliseconds() // step * step)  # the forming candle opens here
-        rows: list[list[Any]] = []
-        cursor = start_ms
-        for _ in range(self.max_pages):
-            if cursor >= end:
-                break
-            page = self.exchange.fetch_ohlcv(pair, timeframe, cursor, self.page_limit)
-            newest = max((int(row[0]) for row in page), default=None)
-            rows.extend(page)
-            if newest is None or newest < cursor:
-                break  # nothing more on the venue
-            cursor = newest + step
-        return ohlcv_rows_frame(rows, start_ms, end)
 
 
 class CcxtExchangeFactory:
