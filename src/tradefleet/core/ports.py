@@ -42,6 +42,9 @@ class ExchangeCapabilities:
     fetch_order_by_client_id: bool = True
     shorting: bool = False
     push_order_updates: bool = False  # the adapter has ``subscribe(listener)`` for order updates
+    # How long after it was sent a placement may still reach the venue (a request in flight, a stalled
+    # gateway): until then an order the venue does not know stays UNKNOWN instead of "never accepted".
+    placement_settle_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +156,12 @@ class TradingStore(Protocol):
 
     # orders and fills
     def add_order(self, order: Order) -> bool: ...
-    def fence(self, bot_id: str, holder: str | None, epoch: int = 0) -> None:
-        """Refuse the bot's new orders (LeaseLostError) unless ``holder`` holds its lease at ``epoch``."""
+    def fence(self, bot_id: str, holder: str, epoch: int) -> None:
+        """Refuse the bot's trading writes (LeaseLostError) unless ``holder`` holds its lease at ``epoch``."""
+
+    def unfence(self, bot_id: str, holder: str) -> None: ...
+    def check_fence(self, bot_id: str) -> None:
+        """Raise LeaseLostError if the bot is fenced and its lease is lost (before acting on the venue)."""
 
     def update_order(self, order: Order) -> None: ...
     def get_order(self, client_order_id: str) -> Order | None: ...

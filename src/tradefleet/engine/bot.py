@@ -350,17 +350,23 @@ class BotRuntime:
         trade.stop_price = new_stop
         self._place_stop(trade, "trailing_stop_loss")
 
-    def _place_stop(self, trade: Trade, reason: str) -> None:
+    def _place_stop(self, trade: Trade, reason: str, replaces: str = "") -> None:
+        """Protect ``trade`` with a stop order, unless one is live or an exit of it may be underway.
+
+        ``replaces``: the stop cancelled on the venue that this one replaces (a distinct id even within the
+        same candle; a replay of the same decision still yields the same id).
+        """
         if not trade.is_open or self._live_stop(trade) is not None:
             return
         if self.kill_level >= KillSwitchLevel.CANCEL_ALL:
             return
+        if any(o.intent is OrderIntent.EXIT and o.trade_ref == trade.id for o in self.orders.live.values()):
+            return  # a sell of the whole position is resting or in flight: a stop could sell it twice
+        kind = f"sl:{trade.entry_order}:{trade.stop_price:.10g}" + (f":{replaces}" if replaces else "")
         order = Order(
             # Keyed by the market time of the decision: a replay of the same candle yields the same id, while
             # a stop placed again later (after a refused exit, say) is a new order.
-            client_order_id=client_order_id(
-                self.bot_id, trade.pair, self.now_ms(), f"sl:{trade.entry_order}:{trade.stop_price:.10g}"
-            ),
+            client_order_id=client_order_id(self.bot_id, trade.pair, self.now_ms(), kind),
             bot_id=self.bot_id,
             pair=trade.pair,
             side=OrderSide.SELL,
@@ -425,6 +431,25 @@ class BotRuntime:
             trade = self._trade_by_id(order.trade_ref)
             if trade is not None:  # exit refused: protect the position again
                 self._after_commit.append(functools.partial(self._place_stop, trade, "stop_loss"))
+        elif (
+            order.intent is OrderIntent.STOP
+            and order.status is OrderStatus.CANCELED
+            and order.client_order_id not in self.orders.cancel_requested
+        ):
+            trade = self._trade_by_id(order.trade_ref)
+            if trade is not None and trade.is_open:  # cancelled on the venue, not by this bot: protect again
+                self.emit(
+                    RiskAlert(
+                        bot_id=self.bot_id,
+                        ts_ms=now,
+                        rule="stoploss",
+                        pair=trade.pair,
+                        message=f"stop order {order.client_order_id} of trade {trade.id} was cancelled on the "
+                        "exchange; placing it again",
+                    )
+                )
+                replace = functools.partial(self._place_stop, trade, order.reason or "stop_loss", order.client_order_id)
+                self._after_commit.append(replace)
 
     def _open_trade(self, order: Order) -> None:
         if any(t.entry_order == order.client_order_id for t in self.trades.get(order.pair, ())):
@@ -568,6 +593,14 @@ class BotRuntime:
                 self._delivered = []
             self._pending_progress = {}
             self._snapshots = []
+
+    def resolve_unsettled(self) -> None:
+        """Ask the venue again about orders it did not know yet that may have been in flight."""
+        unsettled = [o for o in self.orders.live.values() if o.client_order_id in self.orders.settling]
+        if unsettled:
+            self.orders.sync(unsettled)
+            self._drain()
+            self._publish()
 
     def follow_wanted_status(self, wanted: BotStatus) -> None:
         """Apply a stop-entries or resume asked for while running (a reconcile halt stays until restart)."""

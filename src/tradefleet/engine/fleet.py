@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ class Fleet:
         kill_check_every_s: float = 1.0,
         clock_key: str = CLOCK_KEY,
         batched: bool = False,
+        on_bot_error: Callable[[BotRuntime, Exception], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -41,6 +43,9 @@ class Fleet:
         # Batched: one store transaction per delivery batch (backtests, benchmarks). Paper and live keep
         # the strict rule: every intent is committed before its exchange call.
         self.batched = batched
+        # Set (gateways): a bot whose flush or kill switch raises is reported, and the others go on; each
+        # bot then saves in its own transaction. Unset: one transaction, and the error propagates.
+        self.on_bot_error = on_bot_error
         self.stop_event = threading.Event()
         self.finished_reason = ""
 
@@ -73,22 +78,39 @@ class Fleet:
         return min((hub.market_ms for hub in self.hubs), default=self.clock.now_ms())
 
     def flush(self) -> None:
-        """Persist every bot's progress and the fleet's market time in one transaction."""
-        with self.store.transaction():
-            for bot in self.bots:
-                bot.flush()
-            self.store.set_state(self.clock_key, str(self.market_ms()))
+        """Persist every bot's progress and the fleet's market time (in one transaction, unless isolated)."""
+        if self.on_bot_error is None:
+            with self.store.transaction():
+                for bot in self.bots:
+                    bot.flush()
+                self.store.set_state(self.clock_key, str(self.market_ms()))
+            return
+        for bot in list(self.bots):
+            self._isolated(bot, bot.flush)
+        self.store.set_state(self.clock_key, str(self.market_ms()))
 
     def check_kill_switches(self) -> None:
         """Apply kill-switch levels and stop-entries/resume requests stored by the API or the CLI."""
         fleet_level = self.store.get_kill_switch("*")
-        for bot in self.bots:
-            bot.follow_wanted_status(self.store.get_bot_status(bot.bot_id))
-            level = max(fleet_level, self.store.get_kill_switch(bot.bot_id))
-            if level > bot.kill_level:
-                bot.apply_kill_switch(level)
-            elif level == KillSwitchLevel.NONE and bot.kill_level > KillSwitchLevel.NONE:
-                bot.kill_level = KillSwitchLevel.NONE  # cleared by an admin
+        for bot in list(self.bots):
+            self._isolated(bot, functools.partial(self._follow_switches, bot, fleet_level))
+
+    def _follow_switches(self, bot: BotRuntime, fleet_level: KillSwitchLevel) -> None:
+        bot.follow_wanted_status(self.store.get_bot_status(bot.bot_id))
+        level = max(fleet_level, self.store.get_kill_switch(bot.bot_id))
+        if level > bot.kill_level:
+            bot.apply_kill_switch(level)
+        elif level == KillSwitchLevel.NONE and bot.kill_level > KillSwitchLevel.NONE:
+            bot.kill_level = KillSwitchLevel.NONE  # cleared by an admin
+
+    def _isolated(self, bot: BotRuntime, action: Callable[[], None]) -> None:
+        if self.on_bot_error is None:
+            action()
+            return
+        try:
+            action()
+        except Exception as exc:
+            self.on_bot_error(bot, exc)
 
     def run(
         self,

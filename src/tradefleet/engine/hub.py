@@ -143,7 +143,9 @@ class MarketDataHub:
                 del self.feeds[pair]
 
     def _load(self, pair: str) -> _PairFeed:
-        frame = self.source.candles(pair, self.timeframe, self.start_ms - self.history_ms, FAR_FUTURE_MS)
+        # A live hub reads a pair added later from the present (where it has delivered to), not from its start.
+        since = self.start_ms if self.static else max(self.start_ms, self.market_ms)
+        frame = self.source.candles(pair, self.timeframe, since - self.history_ms, FAR_FUTURE_MS)
         frame = frame.reset_index(drop=True)
         open_ms = dates_ms(frame["date"])
         ohlc = frame[["open", "high", "low", "close"]].to_numpy(dtype="float64")

@@ -4,6 +4,9 @@ The rules that keep money safe live here:
 
 * an order row with its client order id and ``PENDING_SUBMIT`` is committed *before* the exchange call;
 * a placement whose outcome is unknown becomes ``UNKNOWN`` and is looked up by client order id, never resent;
+  an order the venue does not know is taken as never accepted only once it cannot be in flight any more
+  (``placement_settle_s`` of the venue's capabilities): until then it stays ``UNKNOWN``;
+* a bot held by lease acts on the venue only while the lease holds (``TradingStore.check_fence``);
 * fills are applied once (de-duplicated by exchange trade id), in the same transaction as their effects;
 * follow-up exchange calls (a stop after an entry fill) run only after that transaction commits.
 """
@@ -68,6 +71,9 @@ class OrderManager:
         self.on_update = on_update
         self.on_intent = on_intent
         self.live: dict[str, Order] = {}
+        self.settling: set[str] = set()  # unknown to the venue but maybe still in flight: asked again later
+        self.cancel_requested: set[str] = set()  # orders this manager asked the venue to cancel
+        self._unseen_since: dict[str, float] = {}  # client order id -> when the venue first did not know it
         self.stats = OrderManagerStats()
         self._max_rl = max_rate_limit_retries
         self._lookups = lookup_attempts
@@ -142,6 +148,10 @@ class OrderManager:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
                 continue
             if found is None:
+                if self._may_be_in_flight(order):
+                    if order.status is OrderStatus.PENDING_SUBMIT:
+                        self._set_status(order, OrderStatus.UNKNOWN)
+                    return False
                 # The venue never accepted it: close the intent so nothing waits on it forever.
                 self._reject(order, "the venue has no such order (never accepted)")
                 return True
@@ -150,8 +160,22 @@ class OrderManager:
         log.warning("order %s still unresolved after %d look-ups", order.client_order_id, self._lookups)
         return False
 
+    def _may_be_in_flight(self, order: Order) -> bool:
+        """True while an order the venue does not know may still reach it (see ``placement_settle_s``)."""
+        settle = self.exchange.capabilities.placement_settle_s
+        key = order.client_order_id
+        first = self._unseen_since.setdefault(key, time.monotonic())
+        if time.monotonic() - first < settle:
+            self.settling.add(key)
+            return True
+        self.settling.discard(key)
+        del self._unseen_since[key]
+        return False
+
     def apply(self, order: Order, seen: ExchangeOrder) -> None:
         """Apply the venue's view of an order (status, new fills) and its effects in one transaction."""
+        self.settling.discard(order.client_order_id)
+        self._unseen_since.pop(order.client_order_id, None)
         now = self.clock.now_ms()
         with self.store.transaction():
             new_fills = [f for f in seen.fills if f.trade_id not in order.fill_ids and self._record_fill(f)]
@@ -179,6 +203,8 @@ class OrderManager:
 
     def cancel(self, order: Order) -> None:
         """Cancel a resting order; if it filled meanwhile, apply the fill instead."""
+        self.store.check_fence(self.bot_id)
+        self.cancel_requested.add(order.client_order_id)
         try:
             seen = self.exchange.cancel_order(order.pair, order.client_order_id)
         except OrderNotFoundError:

@@ -18,6 +18,7 @@ class ReconcileReport:
     resolved: int = 0
     rejected_never_sent: int = 0
     stops_restored: int = 0
+    settling: int = 0  # orders the venue does not know yet that may still be in flight
     problems: list[str] = field(default_factory=list)
 
 
@@ -36,7 +37,9 @@ def reconcile_bot(bot: BotRuntime) -> ReconcileReport:
                 OrderStatus.UNKNOWN,
             ):
                 report.rejected_never_sent += 1
-        if order.status in (OrderStatus.UNKNOWN, OrderStatus.PENDING_SUBMIT):
+        if order.client_order_id in manager.settling:
+            report.settling += 1  # maybe still in flight: asked again while the bot runs (entries wait)
+        elif order.status in (OrderStatus.UNKNOWN, OrderStatus.PENDING_SUBMIT):
             report.problems.append(f"order {order.client_order_id} could not be resolved with the exchange")
     bot._drain()
     known = {o.client_order_id for o in bot.store.list_orders(bot.bot_id)}

@@ -174,8 +174,10 @@ def test_market_precision_follows_the_venues_precision_mode(
 def test_capabilities_are_derived_from_ccxt_flags() -> None:
     binance_caps = CcxtExchange("binance").capabilities
     assert binance_caps == ExchangeCapabilities(
-        stop_orders=True, client_order_id=True, fetch_order_by_client_id=True, shorting=False
+        stop_orders=True, client_order_id=True, fetch_order_by_client_id=True, shorting=False, placement_settle_s=30.0
     )
+    slow = CcxtExchange("binance", timeout_ms=20_000).capabilities
+    assert slow.placement_settle_s == 60.0, "an unknown order may be in flight for three request timeouts"
     assert CcxtExchange("binanceus").capabilities.fetch_order_by_client_id  # inherits binance's entry
     assert not CcxtExchange("bitstamp").capabilities.fetch_order_by_client_id
 

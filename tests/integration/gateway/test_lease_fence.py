@@ -14,7 +14,8 @@ from tradefleet.adapters.storage import SqlTradingStore, make_engine
 from tradefleet.adapters.storage.leases import SqlLeases
 from tradefleet.adapters.storage.platform_tables import bot_leases
 from tradefleet.core.errors import LeaseLostError
-from tradefleet.core.orders import Order, OrderIntent, OrderSide, OrderType
+from tradefleet.core.orders import Fill, Order, OrderIntent, OrderSide, OrderStatus, OrderType
+from tradefleet.core.trades import Trade
 
 TTL_MS = 60_000
 
@@ -71,6 +72,26 @@ def check_fence(store: SqlTradingStore, database_url: str, leases: SqlLeases) ->
     assert ids == {"tf-held"}, "no order row was committed without the lease"
     assert store.get_state("fenced.progress") is None
 
+    # a stale gateway can neither act on the venue nor change what the new holder trades on
+    held = store.get_order("tf-held")
+    assert held is not None
+    with pytest.raises(LeaseLostError):
+        store.check_fence("fenced")
+    with pytest.raises(LeaseLostError):
+        store.update_order(dataclasses.replace(held, status=OrderStatus.CANCELED, reason="stale cancel"))
+    fill = Fill("venue-1", "tf-held", 100.0, 0.01, 0.0, 1_700_000_060_000)
+    with pytest.raises(LeaseLostError):
+        store.add_fill("binance", "fenced", fill)
+    trade = Trade(bot_id="fenced", pair="BTC/USDT", open_ms=1, open_rate=100.0, amount=0.01, fee_open=0.0,
+                  stop_price=90.0, initial_stop=90.0, entry_order="tf-held")  # fmt: skip
+    with pytest.raises(LeaseLostError):
+        store.add_trade(trade)
+    with pytest.raises(LeaseLostError):
+        store.save_progress("fenced", "BTC/USDT", 1_700_000_000_000)
+    after = store.get_order("tf-held")
+    assert after is not None and after.status is OrderStatus.PENDING_SUBMIT and after.fill_ids == set()
+    assert store.open_trades("fenced") == [] and store.load_progress("fenced") == {}
+
     # the same gateway re-claiming gets a new epoch: the old fence stays refused until it is renewed
     leases.release("fenced", "gw-b")
     epoch_c = leases.claim("fenced", "gw-a", TTL_MS)
@@ -80,6 +101,10 @@ def check_fence(store: SqlTradingStore, database_url: str, leases: SqlLeases) ->
     store.fence("fenced", "gw-a", epoch_c)
     assert store.add_order(dataclasses.replace(intent("tf-new-epoch"))) is True
 
-    store.fence("fenced", None)  # unfenced (the API process, backtests): no lease needed
+    store.unfence("fenced", "gw-other")  # only the holder's own fence is lifted by it
     expire(store, database_url)
+    with pytest.raises(LeaseLostError):
+        store.check_fence("fenced")
+    store.unfence("fenced", "gw-a")  # unfenced (the API process, backtests): no lease needed
+    store.check_fence("fenced")
     assert store.add_order(intent("tf-unfenced")) is True

@@ -262,7 +262,12 @@ def order_from_ccxt(
 
 
 def capabilities_from_ccxt(exchange: ccxt.Exchange) -> ExchangeCapabilities:
-    """Derive the capabilities from ccxt's ``has`` flags and :data:`CLIENT_ID_VENUES`."""
+    """Derive the capabilities from ccxt's ``has`` flags and :data:`CLIENT_ID_VENUES`.
+
+    A placement may reach the venue until its request times out (a request the venue queued, or one a
+    stalled gateway sends late is refused once older than the venue's receive window): an order the venue
+    does not know is taken as never accepted only after three timeouts, and at least 30 s.
+    """
     has = exchange.has
     lineage = {cls.__name__ for cls in type(exchange).__mro__}
     by_client_id = bool(has.get("fetchOrderWithClientOrderId")) or bool(lineage & CLIENT_ID_VENUES)
@@ -271,6 +276,7 @@ def capabilities_from_ccxt(exchange: ccxt.Exchange) -> ExchangeCapabilities:
         client_order_id=by_client_id,
         fetch_order_by_client_id=by_client_id,
         shorting=False,  # spot only: margin borrowing is not wired
+        placement_settle_s=max(30.0, 3 * float(exchange.timeout) / 1000),
     )
 
 

@@ -13,7 +13,9 @@ from tradefleet.core.candles import ohlcv_rows_frame, timeframe_to_ms
 class CcxtCandleSource:
     """Closed candles of a ccxt venue, paged through ``fetch_ohlcv``: the candle source of live hubs.
 
-    The still-forming candle is never returned, so a bot only ever sees candles that have closed.
+    The still-forming candle is never returned, so a bot only ever sees candles that have closed. A candle
+    counts as closed when both clocks say so: the local clock has passed its close, and the venue has
+    already started a newer one (a local clock running ahead of the venue's cannot cut a candle short).
     """
 
     def __init__(self, exchange: CcxtExchange, *, page_limit: int = 1000, max_pages: int = 10) -> None:
@@ -26,6 +28,7 @@ class CcxtCandleSource:
         end = min(end_ms, self.exchange.milliseconds() // step * step)  # the forming candle opens here
         rows: list[list[Any]] = []
         cursor = start_ms
+        venue_newest = -1
         for _ in range(self.max_pages):
             if cursor >= end:
                 break
@@ -34,5 +37,7 @@ class CcxtCandleSource:
             rows.extend(page)
             if newest is None or newest < cursor:
                 break  # nothing more on the venue
+            venue_newest = max(venue_newest, newest)
             cursor = newest + step
-        return ohlcv_rows_frame(rows, start_ms, end)
+        # the venue's newest candle may still be forming, whatever the local clock says
+        return ohlcv_rows_frame(rows, start_ms, min(end, venue_newest))

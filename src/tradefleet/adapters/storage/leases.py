@@ -1,7 +1,7 @@
 """Gateways, bot leases and bot logs over the ``platform_tables``: how gateways share the bots.
 
-A lease says which gateway runs a bot until ``expires_ms``. A gateway renews all of its leases with each
-heartbeat; one that dies stops renewing, its leases expire and another gateway claims the bots. Claims and
+A lease says which gateway runs a bot until ``expires_ms``. A gateway renews the leases of the bots it runs
+with each heartbeat; one that dies stops renewing, its leases expire and another gateway claims the bots. Claims and
 renewals are single conditional UPDATEs, so two gateways can never both hold a bot: the loser's UPDATE
 matches no row. ``epoch`` grows on every claim (a fencing token). Each method is its own transaction.
 """
@@ -9,6 +9,7 @@ matches no row. ``epoch`` grows on every claim (a fencing token). Each method is
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, update
@@ -64,18 +65,25 @@ class SqlLeases:
         except SQLAlchemyError as exc:
             raise storage_error("registering a gateway", exc) from exc
 
-    def heartbeat(self, gateway_id: str, ttl_ms: int) -> set[str]:
-        """Say this gateway is alive and renew its unexpired leases; return the bots it still holds."""
+    def heartbeat(self, gateway_id: str, ttl_ms: int, bot_ids: Collection[str]) -> dict[str, int]:
+        """Say this gateway is alive and renew its unexpired leases of ``bot_ids`` (the bots it runs: a
+        lease of a bot it dropped is left to expire); return bot id -> epoch of the leases it still holds."""
         now = now_ms()
-        held = and_(bot_leases.c.gateway_id == gateway_id, bot_leases.c.expires_ms > now)
+        held = and_(
+            bot_leases.c.gateway_id == gateway_id,
+            bot_leases.c.expires_ms > now,
+            bot_leases.c.bot_id.in_(list(bot_ids)),
+        )
         try:
             with self._engine.begin() as conn:
                 conn.execute(update(gateways).where(gateways.c.gateway_id == gateway_id).values(heartbeat_ms=now))
+                if not bot_ids:
+                    return {}
                 conn.execute(update(bot_leases).where(held).values(expires_ms=now + ttl_ms))
-                rows = conn.execute(select(bot_leases.c.bot_id).where(held)).scalars().all()
+                rows = conn.execute(select(bot_leases.c.bot_id, bot_leases.c.epoch).where(held)).all()
         except SQLAlchemyError as exc:
             raise storage_error("renewing leases", exc) from exc
-        return set(rows)
+        return {bot_id: int(epoch) for bot_id, epoch in rows}
 
     def claim(self, bot_id: str, gateway_id: str, ttl_ms: int) -> int | None:
         """Take ``bot_id`` if nobody holds it (or its lease expired); return the new epoch, or None."""

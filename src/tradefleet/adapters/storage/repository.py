@@ -70,7 +70,8 @@ class SqlTradingStore:
         self._owns_engine = False
         self._depth = 0
         self._doomed = False
-        self._fences: dict[str, tuple[str, int]] = {}  # bot id -> (gateway, lease epoch) that may add orders
+        self._fences: dict[str, tuple[str, int]] = {}  # bot id -> (gateway, lease epoch) that may trade it
+        self._fence_checked: set[str] = set()  # fenced bots whose lease the open transaction has checked
         insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
 
         # Natural keys decide idempotency: ON CONFLICT DO NOTHING, then "was a row written?" from rowcount,
@@ -94,9 +95,9 @@ class SqlTradingStore:
             .values({name: bindparam(name) for name in TRADE_FIELDS})
         )
         # Reads on the hot path, built once: SQLAlchemy then only binds parameters.
-        with_fills = select(t.orders, t.fills.c.trade_id).outerjoin(
-            t.fills, t.fills.c.client_order_id == t.orders.c.client_order_id
-        )
+        with_fills = select(
+            t.orders, t.fills.c.trade_id, t.fills.c.fee.label("fill_fee"), t.fills.c.fee_currency
+        ).outerjoin(t.fills, t.fills.c.client_order_id == t.orders.c.client_order_id)
         key: BindParameter[str] = bindparam("key")
         self._select_order = with_fills.where(t.orders.c.client_order_id == key)
         self._select_orders = with_fills.where(t.orders.c.bot_id == key).order_by(t.orders.c.id)
@@ -171,6 +172,7 @@ class SqlTradingStore:
                 raise
             finally:
                 self._depth, self._doomed = 0, False
+                self._fence_checked.clear()
                 if not write and self._conn is not None:  # a block that ran no statement left it unconsumed
                     self._conn.info.pop(READ_ONLY_BEGIN, None)
 
@@ -270,6 +272,7 @@ class SqlTradingStore:
     def save_progress(self, bot_id: str, pair: str, last_candle_ms: int) -> None:
         row = {"bot_id": bot_id, "pair": pair, "last_candle_ms": last_candle_ms}
         with self._unit("save_progress") as conn:
+            self._guard(conn, bot_id)
             conn.execute(self._upserts["progress"], row)
 
     def load_progress(self, bot_id: str) -> dict[str, int]:
@@ -286,19 +289,35 @@ class SqlTradingStore:
         until it commits, so a takeover waits for the order row and then finds it when it reconciles.
         """
         with self._unit("add_order") as conn:
-            fence = self._fences.get(order.bot_id)
-            if fence is not None:
-                self._check_fence(conn, order.bot_id, *fence)
+            self._guard(conn, order.bot_id)
             return bool(conn.execute(self._add_order, order_row(order)).rowcount == 1)
 
-    def fence(self, bot_id: str, holder: str | None, epoch: int = 0) -> None:
-        """Let ``bot_id`` add orders only while ``holder`` holds its lease at ``epoch`` (``None``: no fence)."""
-        if holder is None:
-            self._fences.pop(bot_id, None)
-        else:
+    def fence(self, bot_id: str, holder: str, epoch: int) -> None:
+        """Let ``bot_id`` trade only while ``holder`` holds its lease at ``epoch``.
+
+        Every write of the bot's trading state (orders, fills, trades, candle progress) then checks the
+        lease once per transaction and raises :class:`LeaseLostError` without writing when it is lost.
+        """
+        with self._lock:
             self._fences[bot_id] = (holder, epoch)
 
-    def _check_fence(self, conn: Connection, bot_id: str, holder: str, epoch: int) -> None:
+    def unfence(self, bot_id: str, holder: str) -> None:
+        """Lift ``holder``'s fence of ``bot_id`` (another holder's fence stays)."""
+        with self._lock:
+            if self._fences.get(bot_id, (None, 0))[0] == holder:
+                del self._fences[bot_id]
+
+    def check_fence(self, bot_id: str) -> None:
+        """Raise :class:`LeaseLostError` if ``bot_id`` is fenced and its lease is lost (before a venue call)."""
+        if bot_id in self._fences:
+            with self._unit("check_fence", write=False) as conn:
+                self._guard(conn, bot_id)
+
+    def _guard(self, conn: Connection, bot_id: str) -> None:
+        fence = self._fences.get(bot_id)
+        if fence is None or bot_id in self._fence_checked:
+            return
+        holder, epoch = fence
         held = (
             select(bot_leases.c.epoch)
             .where(
@@ -311,12 +330,14 @@ class SqlTradingStore:
         )
         if conn.execute(held).first() is None:
             raise LeaseLostError(f"gateway {holder} no longer holds the lease of bot {bot_id} (epoch {epoch})")
+        self._fence_checked.add(bot_id)  # share-locked (PostgreSQL) or write-locked (SQLite) until commit
 
     def update_order(self, order: Order) -> None:
         """Store every field of ``order``; ``fill_ids`` come from the fills recorded with :meth:`add_fill`."""
         row = order_row(order)
         row["key"] = row.pop("client_order_id")
         with self._unit("update_order") as conn:
+            self._guard(conn, order.bot_id)
             if conn.execute(self._update_order, row).rowcount == 0:
                 raise StorageError(
                     f"no order {order.client_order_id!r} to update", hint="add the order before updating it"
@@ -351,6 +372,7 @@ class SqlTradingStore:
             "ts_ms": fill.timestamp_ms,
         }
         with self._unit("add_fill") as conn:
+            self._guard(conn, bot_id)
             return bool(conn.execute(self._add_fill, row).rowcount == 1)
 
     # ------------------------------------------------------------------ trades
@@ -359,6 +381,7 @@ class SqlTradingStore:
         if trade.id is not None:
             raise StorageError(f"trade {trade.id} is already stored", hint="use update_trade for a stored trade")
         with self._unit("add_trade") as conn:
+            self._guard(conn, trade.bot_id)
             key = conn.execute(t.trades.insert(), trade_row(trade)).inserted_primary_key
         if key is None:  # pragma: no cover - every supported dialect returns the new key
             raise StorageError("the database did not return the new trade id")
@@ -370,6 +393,7 @@ class SqlTradingStore:
         row = trade_row(trade)
         row["key"] = trade.id
         with self._unit("update_trade") as conn:
+            self._guard(conn, trade.bot_id)
             if conn.execute(self._update_trade, row).rowcount == 0:
                 raise StorageError(f"no trade {trade.id} to update", hint="store it with add_trade first")
 

@@ -228,7 +228,10 @@ def order_from_row(row: Any, fill_ids: set[str]) -> Order:
 
 
 def orders_from_rows(rows: Iterable[Any]) -> list[Order]:
-    """Fold rows of orders outer-joined with their fills' trade ids into orders, keeping the row order."""
+    """Fold rows of orders outer-joined with their fills into orders, keeping the row order.
+
+    The fills give each order its fill ids and ``fee_base``, the fees the venue kept in the base asset.
+    """
     found: dict[str, Order] = {}
     for row in rows:
         order = found.get(row.client_order_id)
@@ -236,6 +239,8 @@ def orders_from_rows(rows: Iterable[Any]) -> list[Order]:
             order = found[row.client_order_id] = order_from_row(row, set())
         if row.trade_id is not None:
             order.fill_ids.add(row.trade_id)
+            if row.fee_currency and row.fee_currency == order.pair.partition("/")[0]:
+                order.fee_base += row.fill_fee
     return list(found.values())
 
 

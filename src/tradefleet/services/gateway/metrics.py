@@ -59,18 +59,20 @@ def live_exchange_health(store: TradingStore, now_ms: int, *, grace_ms: int = 60
     """Judge the venues of running live bots by their candles (None: no live bot, nothing to judge).
 
     A gateway feeds a live bot each candle soon after it closes; a bot more than three candles (plus
-    ``grace_ms``) behind means its venue does not answer, or no gateway runs the bot.
+    ``grace_ms``) behind means its venue does not answer, or no gateway runs the bot. ``/health`` answers
+    anyone, so the detail counts bots per venue and names none.
     """
     live = [b for b in store.list_bots() if b.mode == "live" and store.get_bot_status(b.bot_id) in RUNNING_STATUSES]
     if not live:
         return None
-    stale = []
+    stale: dict[str, int] = {}  # venue -> live bots without recent candles; /health names no bot to anyone
     for bot in live:
         tf_ms = timeframe_to_ms(bot.timeframe)
         last = max(store.load_progress(bot.bot_id).values(), default=None)
         if last is None or now_ms - (last + tf_ms) > 3 * tf_ms + grace_ms:
-            stale.append(f"{bot.bot_id} ({bot.exchange})")
+            stale[bot.exchange] = stale.get(bot.exchange, 0) + 1
     if stale:
-        return False, f"no recent candles for {', '.join(stale)}"
+        counts = ", ".join(f"{n} of {sum(b.exchange == v for b in live)} on {v}" for v, n in sorted(stale.items()))
+        return False, f"live bots without recent candles: {counts}"
     venues = ", ".join(sorted({b.exchange for b in live}))
     return True, f"{len(live)} live bot(s) on {venues}, candles up to date"

@@ -1,9 +1,12 @@
 """The gateway: hosts bots by lease, feeds them candles, obeys commands and relays their events.
 
-One loop in one thread does everything that touches the bots, so a command never races a candle step:
+One loop in one thread does everything that touches the bots, so a command never races a candle step.
+Its own thread beats the **heartbeat** (every ``heartbeat_s``), so a slow venue call in the loop never costs
+the bots their leases: it renews the leases of the bots this gateway runs (or is starting), and a bot whose
+lease was lost (this process stalled and another gateway took it over) is dropped by the loop before its
+next step. The loop steps bots only while the last renewal is fresh, and every trading write and venue
+action of a bot checks its lease first (``TradingStore.fence``), so a stalled gateway cannot trade late.
 
-* **heartbeat** (every ``heartbeat_s``): renew this gateway's leases; a bot whose lease was lost (this
-  process stalled and another gateway took it over) is dropped at once, before it could trade again;
 * **scan** (every ``scan_s``, or at once after a command): start the bots whose wanted status is running and
   that no gateway holds (claiming each lease first), stop the ones whose wanted status became stopped;
 * **commands**: read the ``commands`` stream; manual orders for a bot held here are applied at most once;
@@ -21,7 +24,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -96,7 +99,7 @@ class RuntimeFactory(Protocol):
 
 class LeaseStore(Protocol):
     def register(self, gateway_id: str, host: str, pid: int, capacity: int) -> None: ...
-    def heartbeat(self, gateway_id: str, ttl_ms: int) -> set[str]: ...
+    def heartbeat(self, gateway_id: str, ttl_ms: int, bot_ids: Collection[str]) -> dict[str, int]: ...
     def claim(self, bot_id: str, gateway_id: str, ttl_ms: int) -> int | None: ...
     def release(self, bot_id: str, gateway_id: str) -> None: ...
 
@@ -153,8 +156,10 @@ class Gateway:
         self._lines: dict[str, list[LogLine]] = {}
         self._scan_now = True
         self._kill_now = False
-        self._lease_ok_until = 0.0
-        self._last_beat = 0.0
+        self._lease_ok_until = 0.0  # monotonic time until which the last renewal vouches for the leases
+        self._lease_lock = threading.Lock()
+        self._epochs: dict[str, int] = {}  # bots hosted or starting here -> lease epoch (renewed by heartbeat)
+        self._lost: dict[str, int] = {}  # leases the heartbeat found lost, dropped by the loop
         self.stop_event = threading.Event()
         self.errors = 0
         self._failed: list[tuple[str, Exception]] = []  # bots whose step raised, dropped after the step
@@ -168,11 +173,13 @@ class Gateway:
         self.leases.register(self.id, socket.gethostname(), os.getpid(), self.config.capacity)
         relay = threading.Thread(target=self._relay_loop, name=f"relay-{self.id}", daemon=True)
         relay.start()
+        beat = threading.Thread(target=self._beat_loop, name=f"heartbeat-{self.id}", daemon=True)
+        beat.start()
         last_scan = last_flush = 0.0
         try:
             while not stop.is_set():
                 mono = time.monotonic()
-                self._beat_if_due()
+                self._drop_lost()
                 if self._scan_now or mono - last_scan >= self.config.scan_s:
                     self._scan_now = False
                     last_scan = mono
@@ -191,6 +198,8 @@ class Gateway:
                         for fleet in list(self.fleets.values()):
                             fleet.check_kill_switches()
                             fleet.flush()
+                        self._resolve_unsettled()
+                        self._drop_failed()
                         self._flush_logs()
                         last_flush = mono
                 except Exception:
@@ -203,6 +212,7 @@ class Gateway:
             self.wake_relay.set()
             self.shutdown()
             relay.join(5)
+            beat.join(5)
 
     def _step(self) -> bool:
         """Deliver candles closed by now, at most ``max_step_candles`` per feed; return True if still behind."""
@@ -216,11 +226,24 @@ class Gateway:
                 target = min(now, first + (self.config.max_step_candles - 1) * tf_ms)
             fleet.step(target)
             behind = behind or target < now
+        self._drop_failed()
+        return behind
+
+    def _drop_failed(self) -> None:
         failed, self._failed = self._failed, []
         for bot_id, exc in failed:
             if bot_id in self.hosted:
                 self._fail(bot_id, exc)
-        return behind
+
+    def _resolve_unsettled(self) -> None:
+        """Ask the venues again about orders they did not know yet (maybe in flight), between candles."""
+        for bot_id, hosted in list(self.hosted.items()):
+            bot = hosted.runtime
+            if bot.orders.settling and bot_id not in {b for b, _ in self._failed}:
+                try:
+                    bot.resolve_unsettled()
+                except Exception as exc:
+                    self._on_bot_error(bot, exc)
 
     def _on_bot_error(self, bot: BotRuntime, exc: Exception) -> None:
         self._failed.append((bot.bot_id, exc))
@@ -243,25 +266,48 @@ class Gateway:
             finally:
                 self._drop(bot_id, release=True)
 
-    def _beat_if_due(self) -> None:
-        """Heartbeat when ``heartbeat_s`` passed (also between bot starts: a long scan must not lose leases)."""
-        mono = time.monotonic()
-        if mono - self._last_beat >= self.config.heartbeat_s or mono >= self._lease_ok_until:
+    def _beat_loop(self) -> None:
+        """The heartbeat thread: renew the leases every ``heartbeat_s`` until the gateway stops."""
+        while True:
             self._heartbeat()
-            self._last_beat = mono
+            if self.stop_event.wait(self.config.heartbeat_s):
+                return
 
     def _heartbeat(self) -> None:
         mono = time.monotonic()
+        with self._lease_lock:
+            mine = dict(self._epochs)
         try:
-            held = self.leases.heartbeat(self.id, int(self.config.lease_ttl_s * 1000))
+            held = self.leases.heartbeat(self.id, int(self.config.lease_ttl_s * 1000), mine)
         except TradeFleetError as exc:
             log.warning("gateway %s: heartbeat failed (%s); bots pause until it succeeds", self.id, exc)
             return
+        except Exception:
+            log.exception("gateway %s: heartbeat failed; bots pause until it succeeds", self.id)
+            return
         # Trust the leases for most of their time to live, measured from before the renewal was sent.
         self._lease_ok_until = mono + self.config.lease_ttl_s * 0.8
-        for bot_id in [b for b in self.hosted if b not in held]:
-            log.warning("gateway %s: lost the lease of bot %s; dropping it", self.id, bot_id)
-            self._drop(bot_id, release=False)
+        lost = {bot_id: epoch for bot_id, epoch in mine.items() if held.get(bot_id) != epoch}
+        if lost:
+            with self._lease_lock:
+                self._lost.update(lost)
+
+    def _track(self, bot_id: str, epoch: int | None) -> None:
+        """Have the heartbeat renew ``bot_id``'s lease at ``epoch`` (None: stop renewing it)."""
+        with self._lease_lock:
+            if epoch is None:
+                self._epochs.pop(bot_id, None)
+            else:
+                self._epochs[bot_id] = epoch
+
+    def _drop_lost(self) -> None:
+        with self._lease_lock:
+            lost, self._lost = self._lost, {}
+            lost = {b: e for b, e in lost.items() if self._epochs.get(b) == e}  # not since dropped or re-claimed
+        for bot_id in lost:
+            if bot_id in self.hosted:
+                log.warning("gateway %s: lost the lease of bot %s; dropping it", self.id, bot_id)
+                self._drop(bot_id, release=False)
 
     def _scan(self) -> None:
         try:
@@ -277,16 +323,17 @@ class Gateway:
                 continue
             if self._retry_at.get(bot_id, 0.0) > mono:
                 continue
-            self._beat_if_due()
             epoch = self.leases.claim(bot_id, self.id, int(self.config.lease_ttl_s * 1000))
             if epoch is None:
                 continue
-            self.store.fence(bot_id, self.id, epoch)  # its orders are refused once the lease is lost
+            self._track(bot_id, epoch)  # renewed while it starts (reconciling with a venue may take a while)
+            self.store.fence(bot_id, self.id, epoch)  # its trading writes are refused once the lease is lost
             try:
                 self._start(config)
             except Exception as exc:
                 self.errors += 1
-                self.store.fence(bot_id, None)
+                self._track(bot_id, None)
+                self.store.unfence(bot_id, self.id)
                 detail = exc.one_line() if isinstance(exc, TradeFleetError) else f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, TRANSIENT):  # not the bot's fault: it starts again later, here or elsewhere
                     log.warning("gateway %s: bot %s could not start (%s); retrying later", self.id, bot_id, detail)
@@ -309,7 +356,9 @@ class Gateway:
         fleet = self.fleets.get(market.name)
         if fleet is None:
             key = self.market_key if market.name == "paper" else f"gateway.{market.name}.market_ms"
-            fleet = self.fleets[market.name] = Fleet(self.store, market.clock, clock_key=key)
+            fleet = self.fleets[market.name] = Fleet(
+                self.store, market.clock, clock_key=key, on_bot_error=self._on_bot_error
+            )
         tf_ms = timeframe_to_ms(config.timeframe)
         now = fleet.clock.now_ms()
         present = (now // tf_ms) * tf_ms - 2 * tf_ms
@@ -380,7 +429,8 @@ class Gateway:
         """Detach a bot from this gateway, keeping its wanted status (it runs again here or elsewhere)."""
         hosted = self.hosted.pop(bot_id)
         self._held = tuple(self.hosted)
-        self.store.fence(bot_id, None)
+        self._track(bot_id, None)
+        self.store.unfence(bot_id, self.id)
         bot = hosted.runtime
         try:
             if release:
