@@ -28,6 +28,7 @@ import math
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -160,6 +161,7 @@ class BinanceVenue:
         )
         self._lock = threading.RLock()
         self._faults: list[_Fault] = []
+        self._delays: list[tuple[str, float]] = []  # (path, seconds) for the next requests to path
         self._log: list[VenueRequest] = []
         self._unrouted: list[str] = []
         self._routes: dict[tuple[str, str], tuple[bool, Callable[[Mapping[str, str]], Any]]] = {
@@ -230,6 +232,14 @@ class BinanceVenue:
         with self._lock:
             self._faults.append(_Fault(path, method.upper() if method else None, error, after_effect))
 
+    def delay_next(self, path: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` requests to ``path`` only after ``seconds`` (a slow or congested venue).
+
+        Other requests are answered meanwhile (the server is threaded).
+        """
+        with self._lock:
+            self._delays.extend([(path, seconds)] * times)
+
     # -- audit ------------------------------------------------------------------------------------------
 
     def orders(self, symbol: str | None = None) -> list[VenueOrder]:
@@ -260,6 +270,12 @@ class BinanceVenue:
     # -- HTTP -------------------------------------------------------------------------------------------
 
     def _handle(self, request: Request) -> Response:
+        with self._lock:
+            delay = next((d for d in self._delays if d[0] == request.path), None)
+            if delay is not None:
+                self._delays.remove(delay)
+        if delay is not None:
+            time.sleep(delay[1])  # outside the lock: the venue answers other requests meanwhile
         query, body = request.query_string.decode(), request.get_data(as_text=True)
         params = dict(parse_qsl(query)) | dict(parse_qsl(body))
         with self._lock:

@@ -83,6 +83,23 @@ def test_trader_creates_reads_updates_and_deletes_a_bot(api: Api, store: SqlTrad
     assert _create(api, "trader2")["owner_id"] == api.auth.get_user("trader2").id
 
 
+def test_the_id_of_a_deleted_bot_with_history_is_not_reused(api: Api, store: SqlTradingStore) -> None:
+    """A new bot under an old id would start from the old one's trades, PnL and kill switch: refused."""
+    trader = api.bearer("trader")
+    for bot_id, history in (("traded", "equity"), ("halted", "kill switch")):
+        _create(api, "trader", bot_id=bot_id)
+        if history == "equity":
+            store.add_equity_snapshots([EquitySnapshot(bot_id, 1_700_000_000_000, 90.0, 95.0, -5.0, 0.0, 0.1)])
+        else:
+            store.set_kill_switch(bot_id, KillSwitchLevel.HALT_ENTRIES, "trader", "test")
+        assert api.client.delete(f"/api/v1/bots/{bot_id}", headers=trader).status_code == 204
+        again = api.client.post("/api/v1/bots", json={**BOT, "bot_id": bot_id}, headers=trader)
+        assert_error(again, 409, "bot_exists")
+        assert "history" in again.json()["error"]["message"], again.json()
+        assert store.get_bot(bot_id) is None, f"nothing written ({history})"
+    assert _create(api, "trader", bot_id="fresh")["bot_id"] == "fresh"
+
+
 @pytest.mark.parametrize(
     ("changes", "loc"),
     [

@@ -108,3 +108,24 @@ def check_fence(store: SqlTradingStore, database_url: str, leases: SqlLeases) ->
     store.unfence("fenced", "gw-a")  # unfenced (the API process, backtests): no lease needed
     store.check_fence("fenced")
     assert store.add_order(intent("tf-unfenced")) is True
+
+
+def test_a_heartbeat_renews_only_the_leases_of_the_bots_named(store: SqlTradingStore, database_url: str) -> None:
+    """A gateway renews the bots it runs; a bot it dropped (a storage error, say) is left to expire so
+    that another gateway can take it over, instead of being held by a gateway that no longer runs it.
+
+    (``store`` migrates the database.)
+    """
+    engine = make_engine(database_url)
+    try:
+        leases = SqlLeases(engine)
+        assert leases.claim("runs", "gw-a", TTL_MS) == 1 and leases.claim("dropped", "gw-a", TTL_MS) == 1
+        before = leases.live_leases()
+        assert leases.heartbeat("gw-a", 10 * TTL_MS, ["runs"]) == {"runs": 1}
+        after = leases.live_leases()
+        assert after["runs"].expires_ms > before["runs"].expires_ms + TTL_MS
+        assert after["dropped"].expires_ms == before["dropped"].expires_ms, "not renewed"
+        assert leases.heartbeat("gw-b", TTL_MS, ["runs"]) == {}, "another gateway's lease is not renewed"
+        assert leases.heartbeat("gw-a", TTL_MS, []) == {}
+    finally:
+        engine.dispose()

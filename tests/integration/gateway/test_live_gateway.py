@@ -59,8 +59,8 @@ class LiveWorld:
     credentials: CredentialService
     runs: list[tuple[Gateway, threading.Event, threading.Thread]]
 
-    def gateway(self, gateway_id: str) -> tuple[Gateway, threading.Event, threading.Thread]:
-        gateway = build_gateway(self.platform, self.bus, gateway_id=gateway_id, lease_ttl_s=5.0)
+    def gateway(self, gateway_id: str, lease_ttl_s: float = 5.0) -> tuple[Gateway, threading.Event, threading.Thread]:
+        gateway = build_gateway(self.platform, self.bus, gateway_id=gateway_id, lease_ttl_s=lease_ttl_s)
         stop = threading.Event()
         thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
         thread.start()
@@ -221,3 +221,22 @@ def test_a_live_bot_without_credentials_fails_to_start_with_the_reason(live: Liv
     assert detail.status is BotStatus.ERROR
     assert live.venue.orders() == []
     assert live.venue.requests("/api/v3/account") == [], "nothing signed without keys"
+
+
+def test_a_live_bot_keeps_its_lease_while_the_venue_answers_slowly(live: LiveWorld) -> None:
+    """Venue calls run on the gateway's loop, the heartbeat on its own thread: a venue slower than the
+    lease's time to live (here while the bot starts and reads its candle history) costs no bot its lease,
+    so it is neither dropped nor taken over and started again."""
+    live.add_live_bot()
+    live.credentials.put(ADMIN, BOT, CredentialsIn(exchange="binance", api_key=API_KEY, secret=SECRET))
+    live.venue.delay_next("/api/v3/klines", 4.0, times=2)  # 8 s of candle reads against a 3 s lease
+    gateway, _, _ = live.gateway("gw-a", lease_ttl_s=3.0)
+    wait_for(lambda: live.service.status(ADMIN, BOT).last_candle_ms is not None, timeout=60, what="a candle")
+    klines = live.venue.requests("/api/v3/klines")
+    assert len(klines) >= 2, "the slow reads happened"
+    lease = live.leases.holder(BOT)
+    assert lease is not None and (lease.gateway_id, lease.epoch) == ("gw-a", 1), "claimed once, never lost"
+    lines = [x.message for x in live.service.logs(ADMIN, BOT, limit=50)]
+    assert sum("started on gateway gw-a" in m for m in lines) == 1, lines
+    assert gateway.errors == 0
+    assert live.service.status(ADMIN, BOT).status is BotStatus.RUNNING

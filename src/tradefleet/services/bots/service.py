@@ -173,7 +173,14 @@ class BotService:
         if body.mode == "live":
             authorize(principal, Role.ADMIN)
         config = _validated(body.model_dump())
-        if self.store.get_bot(config.bot_id) is not None or not self.owners.claim(config.bot_id, principal.user_id):
+        if self.store.get_bot(config.bot_id) is not None:
+            raise BotExistsError(f"a bot {config.bot_id!r} already exists")
+        if self._has_history(config.bot_id):  # a new bot would inherit its trades, PnL and kill switch
+            raise BotExistsError(
+                f"bot id {config.bot_id!r} belonged to a deleted bot whose trades are kept as history",
+                hint="choose another bot id",
+            )
+        if not self.owners.claim(config.bot_id, principal.user_id):
             raise BotExistsError(f"a bot {config.bot_id!r} already exists")
         try:
             self.store.save_bot(config)
@@ -181,6 +188,16 @@ class BotService:
             self.owners.release(config.bot_id)
             raise
         return self._out(config, principal.user_id)
+
+    def _has_history(self, bot_id: str) -> bool:
+        store = self.store
+        with store.transaction(write=False):
+            return bool(
+                store.closed_trades(bot_id, limit=1)
+                or store.open_trades(bot_id)
+                or store.equity_history(bot_id, limit=1)
+                or store.get_kill_switch(bot_id) is not KillSwitchLevel.NONE
+            )
 
     def update_bot(self, principal: Principal, bot_id: str, body: BotUpdate) -> BotOut:
         """Change risk settings, pairs or strategy parameters; they apply when the bot next starts."""
