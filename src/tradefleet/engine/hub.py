@@ -6,12 +6,15 @@ match resting orders (simulated exchange), then lets every subscribed bot handle
 
 A *static* hub reads each pair's candles once (replays, paper trading on stored data). A live hub
 (``static=False``) asks its source again whenever a candle is due to have closed, appends what came and
-keeps a bounded window; a source that fails is retried after a back-off, the other pairs go on.
+keeps a bounded window; a source that fails is retried after a back-off, the other pairs go on. A live hub
+made with ``background_poll=True`` leaves the asking to :meth:`MarketDataHub.refresh` on a thread of its own
+(the gateway's), so a slow venue never holds up delivery, commands or other markets.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +101,7 @@ class MarketDataHub:
         poll_ms: int = 2_000,
         retry_ms: int = 10_000,
         on_bot_error: Callable[[BotRuntime, Exception], None] | None = None,
+        background_poll: bool = False,
     ) -> None:
         self.source = source
         self.timeframe = timeframe
@@ -116,31 +120,34 @@ class MarketDataHub:
         self.feeds: dict[str, _PairFeed] = {}
         self.delivered = 0
         self.market_ms = start_ms  # close of the last candle delivered: where a resumed run continues
+        self.background_poll = background_poll
+        # Feeds change under this lock: a poller thread appends while the loop delivers (indices shift on trim).
+        self._lock = threading.RLock()
 
     def subscribe(self, bot: BotRuntime) -> None:
         """Attach a started bot; delivery resumes after the earliest progress among the pair's bots."""
         for pair in bot.config.pairs:
-            feed = self.feeds.get(pair)
-            if feed is None:
-                feed = self._load(pair)
-                self.feeds[pair] = feed
-            feed.bots.append(bot)
-            feed.keys.append(_strategy_key(bot))
-            resume = bot.progress.get(pair)
-            first = resume + self.tf_ms if resume is not None else self.start_ms
-            start = int(np.searchsorted(feed.open_ms, first, side="left"))
-            feed.next_index = start if feed.next_index < 0 else min(feed.next_index, start)
+            loaded = None if pair in self.feeds else self._load(pair)  # read outside the lock
+            with self._lock:
+                feed = self.feeds.setdefault(pair, loaded) if loaded is not None else self.feeds[pair]
+                feed.bots.append(bot)
+                feed.keys.append(_strategy_key(bot))
+                resume = bot.progress.get(pair)
+                first = resume + self.tf_ms if resume is not None else self.start_ms
+                start = int(np.searchsorted(feed.open_ms, first, side="left"))
+                feed.next_index = start if feed.next_index < 0 else min(feed.next_index, start)
 
     def unsubscribe(self, bot: BotRuntime) -> None:
         """Detach ``bot``; a pair no bot trades any more is dropped (re-read when a bot subscribes again)."""
-        for pair in bot.config.pairs:
-            feed = self.feeds.get(pair)
-            if feed is None or bot not in feed.bots:
-                continue
-            at = feed.bots.index(bot)
-            del feed.bots[at], feed.keys[at]
-            if not feed.bots:
-                del self.feeds[pair]
+        with self._lock:
+            for pair in bot.config.pairs:
+                feed = self.feeds.get(pair)
+                if feed is None or bot not in feed.bots:
+                    continue
+                at = feed.bots.index(bot)
+                del feed.bots[at], feed.keys[at]
+                if not feed.bots:
+                    del self.feeds[pair]
 
     def _load(self, pair: str) -> _PairFeed:
         # A live hub reads a pair added later from the present (where it has delivered to), not from its start.
@@ -153,42 +160,58 @@ class MarketDataHub:
 
     def last_open_ms(self) -> int | None:
         """Return the open time of the last candle any feed holds (end of a replay)."""
-        ends = [int(f.open_ms[-1]) for f in self.feeds.values() if len(f.open_ms)]
+        with self._lock:
+            ends = [int(f.open_ms[-1]) for f in self.feeds.values() if len(f.open_ms)]
         return max(ends) if ends else None
 
     def next_close_ms(self) -> int | None:
         """Return when the next undelivered candle closes, or None when every feed is exhausted."""
-        closes = [
-            int(f.open_ms[f.next_index]) + self.tf_ms for f in self.feeds.values() if f.next_index < len(f.open_ms)
-        ]
+        with self._lock:
+            closes = [
+                int(f.open_ms[f.next_index]) + self.tf_ms for f in self.feeds.values() if f.next_index < len(f.open_ms)
+            ]
         return min(closes) if closes else None
 
     def refresh(self, now_ms: int) -> int:
-        """Live hubs: fetch the candles that closed since each feed last read; return how many came."""
+        """Live hubs: fetch the candles that closed since each feed last read; return how many came.
+
+        Safe on any thread: the source is asked outside the lock, and what came is appended under it.
+        """
+        with self._lock:
+            due = [(p, f, start) for p, f in self.feeds.items() if (start := self._due(f, now_ms)) is not None]
         added = 0
-        for pair, feed in self.feeds.items():
-            last = int(feed.open_ms[-1]) if len(feed.open_ms) else self.start_ms - 2 * self.tf_ms
-            if now_ms < last + 2 * self.tf_ms or now_ms < feed.poll_after_ms:
-                continue  # the next candle has not closed yet, or asked too recently
+        for pair, feed, start in due:
             try:
-                new = self.source.candles(pair, self.timeframe, last + self.tf_ms, now_ms - self.tf_ms + 1)
+                new = self.source.candles(pair, self.timeframe, start, now_ms - self.tf_ms + 1)
             except TradeFleetError as exc:
                 self.fetch_errors += 1
                 feed.poll_after_ms = now_ms + self.retry_ms
                 log.warning("%s %s: cannot fetch candles (%s); retrying in %d s", pair, self.timeframe,
                             exc.one_line(), self.retry_ms // 1000)  # fmt: skip
                 continue
-            got = feed.append(new) if len(new) else 0
-            added += got
-            feed.poll_after_ms = 0 if got else now_ms + self.poll_ms
-            if self.window is not None:
-                feed.trim(2 * self.window)
+            with self._lock:  # a feed dropped meanwhile takes its candles with it
+                got = feed.append(new) if len(new) else 0
+                added += got
+                feed.poll_after_ms = 0 if got else now_ms + self.poll_ms
+                if self.window is not None:
+                    feed.trim(2 * self.window)
         return added
+
+    def _due(self, feed: _PairFeed, now_ms: int) -> int | None:
+        """Where to ask from, when a feed's next candle has closed and it was not asked too recently."""
+        last = int(feed.open_ms[-1]) if len(feed.open_ms) else self.start_ms - 2 * self.tf_ms
+        if now_ms < last + 2 * self.tf_ms or now_ms < feed.poll_after_ms:
+            return None
+        return last + self.tf_ms
 
     def advance_to(self, now_ms: int) -> int:
         """Deliver every candle that has closed by ``now_ms``; return how many candle-steps ran."""
-        if not self.static:
+        if not self.static and not self.background_poll:
             self.refresh(now_ms)
+        with self._lock:
+            return self._deliver(now_ms)
+
+    def _deliver(self, now_ms: int) -> int:
         ranges: dict[str, tuple[int, int]] = {}
         for pair, feed in self.feeds.items():
             hi = int(np.searchsorted(feed.open_ms, now_ms - self.tf_ms, side="right"))

@@ -12,7 +12,8 @@ action of a bot checks its lease first (``TradingStore.fence``), so a stalled ga
 * **commands**: read the ``commands`` stream; manual orders for a bot held here are applied at most once;
 * **step**: deliver every candle closed by now to the hubs, then flush progress and apply kill switches.
 
-A relay thread publishes the outbox events of the bots held here onto the bus as soon as a bot emits one.
+A relay thread publishes the outbox events of the bots held here onto the bus as soon as a bot emits one,
+and each live market's hub asks its venue for new candles on a poller thread of its own.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ class Gateway:
         self.fleets: dict[str, Fleet] = {}  # one per market (its own clock), made with the market's first bot
         self.hubs: dict[tuple[str, str], MarketDataHub] = {}  # (market, timeframe)
         self.drivers: dict[tuple[str, str], list[VenueDriver]] = {}  # (market, pair)
+        self._pollers: dict[MarketDataHub, threading.Event] = {}  # live hubs' poller threads: set to stop
         self.wake_relay = threading.Event()
         self.sink = _Sink(self.wake_relay, self._log_event, printer)
         self._lines: dict[str, list[LogLine]] = {}
@@ -385,6 +387,7 @@ class Gateway:
                 venue=drive,
                 static=market.static,
                 on_bot_error=self._on_bot_error,
+                background_poll=not market.static,
             )
         try:
             hub.subscribe(bot)  # reads each new pair's candles: a failure leaves nothing attached
@@ -395,6 +398,8 @@ class Gateway:
         if created:
             self.hubs[(market.name, config.timeframe)] = hub
             fleet.hubs.append(hub)
+            if hub.background_poll:
+                self._start_poller(hub, market)
         for pair, driver in hosted.drivers.items():
             self.drivers.setdefault((market.name, pair), []).append(driver)
         fleet.bots.append(bot)
@@ -440,7 +445,7 @@ class Gateway:
             fleet = self.fleets[market]
             fleet.remove(bot)  # drops a hub no bot uses any more
             for key in [k for k, hub in self.hubs.items() if k[0] == market and hub not in fleet.hubs]:
-                del self.hubs[key]
+                self._stop_poller(self.hubs.pop(key))
             for pair, driver in hosted.drivers.items():
                 if driver in self.drivers.get((market, pair), []):
                     self.drivers[(market, pair)].remove(driver)
@@ -455,7 +460,30 @@ class Gateway:
                 self._drop(bot_id, release=True)
             except Exception:
                 log.exception("gateway %s: bot %s failed to save", self.id, bot_id)
+        for hub in list(self._pollers):
+            self._stop_poller(hub)
         self._flush_logs()
+
+    def _start_poller(self, hub: MarketDataHub, market: MarketFeed) -> None:
+        """Ask a live hub's venue for new candles on a thread of its own until the hub is dropped."""
+        done = self._pollers[hub] = threading.Event()
+
+        def poll() -> None:
+            while not (done.is_set() or self.stop_event.is_set()):
+                try:
+                    hub.refresh(market.clock.now_ms())
+                except Exception:  # refresh logs a failing venue itself; anything else must not end polling
+                    log.exception("gateway %s: polling %s %s failed", self.id, market.name, hub.timeframe)
+                    done.wait(hub.retry_ms / 1000)
+                done.wait(0.25)
+
+        name = f"candles-{self.id}-{market.name}-{hub.timeframe}"
+        threading.Thread(target=poll, name=name, daemon=True).start()
+
+    def _stop_poller(self, hub: MarketDataHub) -> None:
+        done = self._pollers.pop(hub, None)
+        if done is not None:
+            done.set()
 
     # ------------------------------------------------------------------ commands
     def _on_command(self, message: BusMessage) -> None:
