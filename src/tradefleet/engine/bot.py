@@ -379,14 +379,15 @@ class BotRuntime:
             trade_ref=trade.id,
         )
         placed = self.orders.submit(order)
-        if placed.status is OrderStatus.REJECTED:
+        if placed.status in (OrderStatus.REJECTED, OrderStatus.CANCELED):  # refused, or a replay of a cancelled one
+            why = placed.reason if placed.status is OrderStatus.REJECTED else "a stop with this id was cancelled"
             self.emit(
                 RiskAlert(
                     bot_id=self.bot_id,
                     ts_ms=self.now_ms(),
                     rule="stoploss",
                     pair=trade.pair,
-                    message=f"stop order refused for trade {trade.id}: {placed.reason}",
+                    message=f"stop order {order.client_order_id} not resting for trade {trade.id}: {why}",
                 )
             )
 
@@ -429,8 +430,10 @@ class BotRuntime:
             self._close_trade(order)
         elif order.intent is OrderIntent.EXIT:
             trade = self._trade_by_id(order.trade_ref)
-            if trade is not None:  # exit refused: protect the position again
-                self._after_commit.append(functools.partial(self._place_stop, trade, "stop_loss"))
+            if trade is not None:  # exit refused: protect the position again (a new id: the cancelled stop may
+                # have been placed in this very candle at this very price)
+                replace = functools.partial(self._place_stop, trade, "stop_loss", order.client_order_id)
+                self._after_commit.append(replace)
         elif (
             order.intent is OrderIntent.STOP
             and order.status is OrderStatus.CANCELED
@@ -595,8 +598,9 @@ class BotRuntime:
             self._snapshots = []
 
     def resolve_unsettled(self) -> None:
-        """Ask the venue again about orders it did not know yet that may have been in flight."""
-        unsettled = [o for o in self.orders.live.values() if o.client_order_id in self.orders.settling]
+        """Ask the venue again about orders whose outcome is unknown (maybe in flight, or look-ups failed)."""
+        pending = (OrderStatus.UNKNOWN, OrderStatus.PENDING_SUBMIT)
+        unsettled = [o for o in self.orders.live.values() if o.status in pending]
         if unsettled:
             self.orders.sync(unsettled)
             self._drain()

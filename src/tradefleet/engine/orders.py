@@ -104,6 +104,8 @@ class OrderManager:
             stop_price=order.stop_price,
         )
         for attempt in range(self._max_rl + 1):
+            # The lease again, right before sending: a gateway stalled since the commit must not send late.
+            self.store.check_fence(self.bot_id)
             try:
                 placed = self.exchange.create_order(request)
             except RateLimitError as exc:
@@ -132,6 +134,7 @@ class OrderManager:
         order.reason = f"{order.reason}; rejected: {why}" if order.reason else f"rejected: {why}"
         self._set_status(order, OrderStatus.REJECTED)
         self.on_update(order, [])
+        self.cancel_requested.discard(order.client_order_id)
 
     def _set_status(self, order: Order, status: OrderStatus) -> None:
         order.transition(status, self.clock.now_ms())
@@ -197,6 +200,8 @@ class OrderManager:
             else:
                 self.live[order.client_order_id] = order
             self.on_update(order, new_fills)
+            if order.status.is_terminal:  # the update was handled: forget that this manager cancelled it
+                self.cancel_requested.discard(order.client_order_id)
 
     def _record_fill(self, fill: Fill) -> bool:
         return self.store.add_fill(self.exchange.name, self.bot_id, fill)
@@ -207,15 +212,12 @@ class OrderManager:
         self.cancel_requested.add(order.client_order_id)
         try:
             seen = self.exchange.cancel_order(order.pair, order.client_order_id)
-        except OrderNotFoundError:
+        except (OrderNotFoundError, TemporaryExchangeError, InvalidOrderError):
             self.resolve(order)
             return
-        except TemporaryExchangeError:
-            self.resolve(order)
-            return
-        except InvalidOrderError:
-            self.resolve(order)
-            return
+        except BaseException:
+            self.cancel_requested.discard(order.client_order_id)  # not cancelled by us: guarded as before
+            raise
         self.apply(order, seen)
 
     def sync(self, orders: list[Order] | None = None) -> None:

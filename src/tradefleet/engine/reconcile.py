@@ -56,7 +56,7 @@ def reconcile_bot(bot: BotRuntime) -> ReconcileReport:
             for trade in trades:
                 if bot._live_stop(trade) is None:
                     bot._place_stop(trade, "stop_loss")
-                    report.stops_restored += 1
+                    report.stops_restored += bot._live_stop(trade) is not None
         bot._drain()
     _check_balances(bot, report)
     return report

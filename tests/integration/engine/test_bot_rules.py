@@ -17,9 +17,10 @@ from tradefleet.adapters.exchanges.simulated import SimulatedVenue
 from tradefleet.bootstrap import Platform, build_paper_fleet, build_platform
 from tradefleet.config import load_settings
 from tradefleet.core.bots import BotConfig, BotStatus
-from tradefleet.core.errors import LookAheadError
+from tradefleet.core.errors import LookAheadError, TemporaryExchangeError
 from tradefleet.core.events import DomainEvent, TradeExecuted
-from tradefleet.core.orders import OrderIntent, OrderStatus
+from tradefleet.core.orders import OrderIntent, OrderSide, OrderStatus, OrderType
+from tradefleet.core.ports import ExchangeOrder, OrderRequest
 from tradefleet.core.risk import KillSwitchLevel
 from tradefleet.engine.clock import SimClock
 from tradefleet.engine.fleet import Fleet
@@ -402,3 +403,34 @@ def test_signals_of_a_peeking_strategy_cannot_act_before_the_next_candle(tmp_pat
         assert h.sink.trades() == []
     finally:
         h.close()
+
+
+def test_an_exit_refused_in_the_candle_that_raised_the_trailing_stop_leaves_the_trade_protected(
+    harness: Harness,
+) -> None:
+    """One candle raises the trailing stop (a new stop at this candle's time and price) and meets ROI; the
+    exit cancels that stop, and the venue refuses the exit. The stop put back must be a new order: re-using
+    the cancelled stop's client order id would find it as a replay and leave the trade with no stop."""
+    rows = flat(8) + flat(6, 105.5)
+    rows[7] = (100.0, 106.0, 100.0, 105.5)  # a high candle: the trailing stop moves and ROI is reached
+    harness.setup(rows, entries=[3], stoploss=-0.05, trailing="True", roi={"0": 0.04})
+    fleet = harness.build()
+    bot, venue = fleet.bots[0], harness.venue
+    refused: list[str] = []
+    place = venue.place
+
+    def refuse_exits(account: str, request: OrderRequest) -> ExchangeOrder:
+        if request.type is OrderType.MARKET and request.side is OrderSide.SELL:
+            refused.append(request.client_order_id)
+            raise TemporaryExchangeError("simulated 503 Service Unavailable on create_order")
+        return place(account, request)
+
+    venue.place = refuse_exits  # type: ignore[method-assign]
+    harness.run_to(7)
+    assert refused, "the ROI exit was tried"
+    (trade,) = harness.platform.store.open_trades("scripted")
+    stops = [o for o in harness.platform.store.list_orders("scripted") if o.intent is OrderIntent.STOP]
+    assert [o.status for o in stops][:2] == [OrderStatus.CANCELED, OrderStatus.CANCELED], "initial, trailed"
+    resting = [o for o in venue.open_orders(bot.bot_id, None) if o.type is OrderType.STOP]
+    assert [(o.amount, o.status) for o in resting] == [(trade.amount, OrderStatus.OPEN)], stops
+    assert resting[0].stop_price == pytest.approx(trade.stop_price) and trade.stop_price > 95.0, "the trailed stop"

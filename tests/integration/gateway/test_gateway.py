@@ -7,6 +7,7 @@ two gateways never hold the same bot. (Killing a gateway process is tests/e2e/te
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -257,3 +258,48 @@ def test_a_strategy_that_raises_fails_its_bot_alone_and_the_gateway_runs_on(worl
     assert world.holder("g-steady") == "gw-a"
     lines = [x.message for x in world.service.logs(ADMIN, "g-fragile", limit=50)]
     assert any("failed: RuntimeError: fragile strategy broke" in m for m in lines), lines
+
+
+STUCK = '''"""A strategy whose analysis hangs while the file ``stall-now`` lies next to it."""
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from tradefleet.strategies.sma_cross import SmaCross
+
+
+class Stuck(SmaCross):
+    def populate_indicators(self, dataframe: pd.DataFrame) -> pd.DataFrame:
+        while (Path(__file__).parent / "stall-now").exists():
+            time.sleep(0.05)
+        return super().populate_indicators(dataframe)
+'''
+
+
+def test_a_gateway_whose_loop_hangs_lets_its_bots_go_to_another_gateway(world: World) -> None:
+    """The heartbeat has its own thread, so it must not keep the leases of a loop that no longer runs (a
+    strategy that never returns): after ``loop_stall_s`` it stops renewing, another gateway takes the bot
+    over, and the hung gateway, once it wakes, finds its writes fenced and drops the bot."""
+    strategies = world.platform.settings.strategies_dir
+    strategies.mkdir(parents=True, exist_ok=True)
+    (strategies / "stuck.py").write_text(STUCK)
+    world.add_bot("g-stuck", strategy="Stuck")
+    hung = world.gateway("gw-a", ttl=2.0)
+    hung.config = dataclasses.replace(hung.config, loop_stall_s=2.0)
+    wait_for(lambda: world.service.status(ADMIN, "g-stuck").last_candle_ms is not None, what="a first candle")
+
+    stall = strategies / "stall-now"
+    stall.touch()
+    spare = world.gateway("gw-b", ttl=2.0)
+    try:
+        wait_for(lambda: world.holder("g-stuck") == "gw-b", timeout=30, what="the bot taken over")
+    finally:
+        stall.unlink()
+    wait_for(lambda: "g-stuck" not in hung.hosted, what="the hung gateway drops the bot once it wakes")
+    lease = world.leases.holder("g-stuck")
+    assert lease is not None and (lease.gateway_id, lease.epoch) == ("gw-b", 2)
+    before = world.service.status(ADMIN, "g-stuck").last_candle_ms or 0
+    wait_for(lambda: (world.service.status(ADMIN, "g-stuck").last_candle_ms or 0) > before, what="trading on gw-b")
+    assert "g-stuck" in spare.hosted and world.runs[0][2].is_alive(), "the woken gateway runs on"

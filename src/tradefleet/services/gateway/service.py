@@ -39,6 +39,7 @@ from tradefleet.core.bus import COMMANDS_STREAM, BusMessage, CommandType, EventB
 from tradefleet.core.candles import timeframe_to_ms
 from tradefleet.core.errors import LeaseLostError, StorageError, TemporaryExchangeError, TradeFleetError
 from tradefleet.core.events import CommandResult, DomainEvent, RiskAlert, TradeExecuted
+from tradefleet.core.orders import OrderStatus
 from tradefleet.core.ports import CandleSource, Clock, EventSink, TradingStore
 from tradefleet.engine.bot import BotRuntime
 from tradefleet.engine.fleet import Fleet
@@ -66,6 +67,10 @@ class GatewayConfig:
     max_step_candles: int = 100
     flush_s: float = 1.0
     retry_start_s: float = 30.0  # after a start failed for a passing reason (venue, database, lost lease)
+    resolve_s: float = 5.0  # how often orders of unknown outcome are asked about between candles
+    # A loop stuck this long (a strategy that never returns, a call that hangs) stops renewing the leases,
+    # so another gateway takes its bots over instead of them going unmanaged.
+    loop_stall_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,9 @@ class Gateway:
         self._lease_lock = threading.Lock()
         self._epochs: dict[str, int] = {}  # bots hosted or starting here -> lease epoch (renewed by heartbeat)
         self._lost: dict[str, int] = {}  # leases the heartbeat found lost, dropped by the loop
+        self._loop_alive = time.monotonic()  # the loop's last sign of progress, watched by the heartbeat
+        self._beat_stop = threading.Event()
+        self._last_resolve = 0.0
         self.stop_event = threading.Event()
         self.errors = 0
         self._failed: list[tuple[str, Exception]] = []  # bots whose step raised, dropped after the step
@@ -175,12 +183,14 @@ class Gateway:
         self.leases.register(self.id, socket.gethostname(), os.getpid(), self.config.capacity)
         relay = threading.Thread(target=self._relay_loop, name=f"relay-{self.id}", daemon=True)
         relay.start()
+        self._beat_stop.clear()
+        self._loop_alive = time.monotonic()
         beat = threading.Thread(target=self._beat_loop, name=f"heartbeat-{self.id}", daemon=True)
         beat.start()
         last_scan = last_flush = 0.0
         try:
             while not stop.is_set():
-                mono = time.monotonic()
+                mono = self._loop_alive = time.monotonic()
                 self._drop_lost()
                 if self._scan_now or mono - last_scan >= self.config.scan_s:
                     self._scan_now = False
@@ -212,9 +222,13 @@ class Gateway:
                     stop.wait(self.config.tick_s)
         finally:
             self.wake_relay.set()
-            self.shutdown()
-            relay.join(5)
-            beat.join(5)
+            try:
+                self.shutdown()
+            finally:
+                self._beat_stop.set()
+                stop.set()  # the relay and pollers end too, also when the loop ended on an error
+                relay.join(5)
+                beat.join(5)
 
     def _step(self) -> bool:
         """Deliver candles closed by now, at most ``max_step_candles`` per feed; return True if still behind."""
@@ -238,10 +252,16 @@ class Gateway:
                 self._fail(bot_id, exc)
 
     def _resolve_unsettled(self) -> None:
-        """Ask the venues again about orders they did not know yet (maybe in flight), between candles."""
+        """Ask the venues again about orders of unknown outcome (maybe in flight), between candles."""
+        mono = time.monotonic()
+        if mono - self._last_resolve < self.config.resolve_s:
+            return
+        self._last_resolve = mono
+        pending = (OrderStatus.UNKNOWN, OrderStatus.PENDING_SUBMIT)
         for bot_id, hosted in list(self.hosted.items()):
             bot = hosted.runtime
-            if bot.orders.settling and bot_id not in {b for b, _ in self._failed}:
+            unknown = any(o.status in pending for o in bot.orders.live.values())
+            if unknown and bot_id not in {b for b, _ in self._failed}:
                 try:
                     bot.resolve_unsettled()
                 except Exception as exc:
@@ -262,6 +282,12 @@ class Gateway:
         else:
             log.error("gateway %s: bot %s failed", self.id, bot_id, exc_info=exc)
             detail = exc.one_line() if isinstance(exc, TradeFleetError) else f"{type(exc).__name__}: {exc}"
+            try:
+                self.store.check_fence(bot_id)  # a gateway that lost the bot must not mark another's bot failed
+            except LeaseLostError as lost:
+                log.warning("gateway %s: %s; dropping bot %s", self.id, lost.one_line(), bot_id)
+                self._drop(bot_id, release=False)
+                return
             self._note(bot_id, "ERROR", f"failed: {detail}")
             try:
                 self.store.set_bot_status(bot_id, BotStatus.ERROR, f"failed: {detail}")
@@ -272,13 +298,18 @@ class Gateway:
         """The heartbeat thread: renew the leases every ``heartbeat_s`` until the gateway stops."""
         while True:
             self._heartbeat()
-            if self.stop_event.wait(self.config.heartbeat_s):
+            if self._beat_stop.wait(self.config.heartbeat_s):
                 return
 
     def _heartbeat(self) -> None:
         mono = time.monotonic()
         with self._lease_lock:
             mine = dict(self._epochs)
+        stalled = mono - self._loop_alive
+        if stalled > self.config.loop_stall_s:
+            log.error("gateway %s: the loop has made no progress for %.0f s; letting the leases of %d bot(s) "
+                      "expire so another gateway takes them over", self.id, stalled, len(mine))  # fmt: skip
+            return
         try:
             held = self.leases.heartbeat(self.id, int(self.config.lease_ttl_s * 1000), mine)
         except TradeFleetError as exc:
@@ -325,6 +356,7 @@ class Gateway:
                 continue
             if self._retry_at.get(bot_id, 0.0) > mono:
                 continue
+            self._loop_alive = time.monotonic()  # each start is progress (a long scan is not a stalled loop)
             epoch = self.leases.claim(bot_id, self.id, int(self.config.lease_ttl_s * 1000))
             if epoch is None:
                 continue
@@ -434,13 +466,17 @@ class Gateway:
         """Detach a bot from this gateway, keeping its wanted status (it runs again here or elsewhere)."""
         hosted = self.hosted.pop(bot_id)
         self._held = tuple(self.hosted)
-        self._track(bot_id, None)
-        self.store.unfence(bot_id, self.id)
         bot = hosted.runtime
         try:
             if release:
-                bot.flush()
+                try:
+                    bot.flush()  # still fenced: a gateway that lost the lease writes nothing and releases nothing
+                except LeaseLostError as exc:
+                    log.warning("gateway %s: %s; bot %s left to its holder", self.id, exc.one_line(), bot_id)
+                    release = False
         finally:
+            self._track(bot_id, None)
+            self.store.unfence(bot_id, self.id)
             market = hosted.market.name
             fleet = self.fleets[market]
             fleet.remove(bot)  # drops a hub no bot uses any more
