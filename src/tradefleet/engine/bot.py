@@ -152,7 +152,7 @@ class BotRuntime:
         self.kill_level = max(self.store.get_kill_switch("*"), self.store.get_kill_switch(self.bot_id))
         report = reconcile_bot(self)
         for problem in report.problems:
-            self.emit(RiskAlert(bot_id=self.bot_id, ts_ms=self.now_ms(), rule="reconcile", message=problem))
+            self.alert("reconcile", problem)
         self._drain()
         wanted = self.store.get_bot_status(self.bot_id)
         wanted = BotStatus.STOPPING_ENTRIES if wanted is BotStatus.STOPPING_ENTRIES else BotStatus.RUNNING
@@ -186,6 +186,11 @@ class BotRuntime:
     # -- events ------------------------------------------------------------------------------------
     def emit(self, event: DomainEvent) -> None:
         self._events.append(event)
+
+    def alert(self, rule: str, message: str, *, pair: str = "", ts_ms: int | None = None) -> None:
+        """Emit a :class:`RiskAlert` of this bot (at market time unless ``ts_ms`` is given)."""
+        when = self.now_ms() if ts_ms is None else ts_ms
+        self.emit(RiskAlert(bot_id=self.bot_id, ts_ms=when, rule=rule, message=message, pair=pair))
 
     def _publish(self) -> None:
         if not self._events:
@@ -381,14 +386,10 @@ class BotRuntime:
         placed = self.orders.submit(order)
         if placed.status in (OrderStatus.REJECTED, OrderStatus.CANCELED):  # refused, or a replay of a cancelled one
             why = placed.reason if placed.status is OrderStatus.REJECTED else "a stop with this id was cancelled"
-            self.emit(
-                RiskAlert(
-                    bot_id=self.bot_id,
-                    ts_ms=self.now_ms(),
-                    rule="stoploss",
-                    pair=trade.pair,
-                    message=f"stop order {order.client_order_id} not resting for trade {trade.id}: {why}",
-                )
+            self.alert(
+                "stoploss",
+                f"stop order {order.client_order_id} not resting for trade {trade.id}: {why}",
+                pair=trade.pair,
             )
 
     # -- order updates (inside the store transaction) -----------------------------------------------
@@ -441,15 +442,12 @@ class BotRuntime:
         ):
             trade = self._trade_by_id(order.trade_ref)
             if trade is not None and trade.is_open:  # cancelled on the venue, not by this bot: protect again
-                self.emit(
-                    RiskAlert(
-                        bot_id=self.bot_id,
-                        ts_ms=now,
-                        rule="stoploss",
-                        pair=trade.pair,
-                        message=f"stop order {order.client_order_id} of trade {trade.id} was cancelled on the "
-                        "exchange; placing it again",
-                    )
+                self.alert(
+                    "stoploss",
+                    f"stop order {order.client_order_id} of trade {trade.id} was cancelled on the "
+                    "exchange; placing it again",
+                    pair=trade.pair,
+                    ts_ms=now,
                 )
                 replace = functools.partial(self._place_stop, trade, order.reason or "stop_loss", order.client_order_id)
                 self._after_commit.append(replace)
@@ -517,14 +515,8 @@ class BotRuntime:
             reason = "trailing_stop_loss" if order.reason == "trailing_stop_loss" else "stop_loss"
         sold = min(order.filled, trade.amount)
         if trade.amount - sold > self.markets[trade.pair].amount_precision:
-            self.emit(
-                RiskAlert(
-                    bot_id=self.bot_id,
-                    ts_ms=ts,
-                    rule="partial_exit",
-                    pair=trade.pair,
-                    message=f"exit of trade {trade.id} sold {sold} of {trade.amount}",
-                )
+            self.alert(
+                "partial_exit", f"exit of trade {trade.id} sold {sold} of {trade.amount}", pair=trade.pair, ts_ms=ts
             )
         trade.amount = sold
         trade.close(ts, order.average, order.fee, reason, order.client_order_id)
@@ -535,7 +527,7 @@ class BotRuntime:
         self.counters.exits += 1
         tripped = self.protections.on_trade_closed(trade.pair, ts, reason)
         if tripped:
-            self.emit(RiskAlert(bot_id=self.bot_id, ts_ms=ts, rule=tripped, message="entries paused", pair=trade.pair))
+            self.alert(tripped, "entries paused", pair=trade.pair, ts_ms=ts)
         self.emit(
             TradeExecuted(
                 bot_id=self.bot_id,
@@ -562,7 +554,7 @@ class BotRuntime:
         equity = self.portfolio.equity(self.marks)
         tripped = self.protections.on_equity(now_ms, equity)
         if tripped:
-            self.emit(RiskAlert(bot_id=self.bot_id, ts_ms=now_ms, rule=tripped, message="entries paused"))
+            self.alert(tripped, "entries paused", ts_ms=now_ms)
         self._snapshots.append(
             EquitySnapshot(
                 bot_id=self.bot_id,
@@ -630,5 +622,5 @@ class BotRuntime:
             for trades in list(self.trades.values()):
                 for trade in list(trades):
                     self._exit(trade, stamp, "emergency_flatten")
-        self.emit(RiskAlert(bot_id=self.bot_id, ts_ms=self.now_ms(), rule="kill_switch", message=level.name))
+        self.alert("kill_switch", level.name)
         self._publish()
