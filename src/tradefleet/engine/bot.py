@@ -318,6 +318,12 @@ class BotRuntime:
         return self.protections.entry_block(pair, now_ms)
 
     def _exit(self, trade: Trade, open_ms: int, reason: str) -> None:
+        exit_id = client_order_id(self.bot_id, trade.pair, open_ms, f"ex:{trade.entry_order}")
+        done = self.store.get_order(exit_id)
+        if done is not None and done.status.is_terminal and done.filled == 0:
+            # This exit was refused already (before a restart, say); sending it again would only be a replay of
+            # the refusal, so the stop that protects the trade stays where it is.
+            return
         stop = self._live_stop(trade)
         if stop is not None:
             self.orders.cancel(stop)
@@ -325,7 +331,7 @@ class BotRuntime:
             if not trade.is_open:
                 return  # the stop filled before we could cancel it
         order = Order(
-            client_order_id=client_order_id(self.bot_id, trade.pair, open_ms, f"ex:{trade.entry_order}"),
+            client_order_id=exit_id,
             bot_id=self.bot_id,
             pair=trade.pair,
             side=OrderSide.SELL,
@@ -435,17 +441,17 @@ class BotRuntime:
                 # have been placed in this very candle at this very price)
                 replace = functools.partial(self._place_stop, trade, "stop_loss", order.client_order_id)
                 self._after_commit.append(replace)
-        elif (
-            order.intent is OrderIntent.STOP
-            and order.status is OrderStatus.CANCELED
-            and order.client_order_id not in self.orders.cancel_requested
+        elif order.intent is OrderIntent.STOP and (
+            (order.status is OrderStatus.CANCELED and order.client_order_id not in self.orders.cancel_requested)
+            # committed by an earlier run or gateway that never sent it (a refusal of our own is alerted instead)
+            or (order.status is OrderStatus.REJECTED and order.client_order_id not in self.orders.placed_here)
         ):
             trade = self._trade_by_id(order.trade_ref)
-            if trade is not None and trade.is_open:  # cancelled on the venue, not by this bot: protect again
+            if trade is not None and trade.is_open:  # not resting, and not by this bot's doing: protect again
+                what = "was cancelled on the exchange" if order.status is OrderStatus.CANCELED else "never reached it"
                 self.alert(
                     "stoploss",
-                    f"stop order {order.client_order_id} of trade {trade.id} was cancelled on the "
-                    "exchange; placing it again",
+                    f"stop order {order.client_order_id} of trade {trade.id} {what}; placing it again",
                     pair=trade.pair,
                     ts_ms=now,
                 )

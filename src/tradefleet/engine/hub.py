@@ -102,6 +102,7 @@ class MarketDataHub:
         retry_ms: int = 10_000,
         on_bot_error: Callable[[BotRuntime, Exception], None] | None = None,
         background_poll: bool = False,
+        on_progress: Callable[[], None] | None = None,
     ) -> None:
         self.source = source
         self.timeframe = timeframe
@@ -121,6 +122,7 @@ class MarketDataHub:
         self.delivered = 0
         self.market_ms = start_ms  # close of the last candle delivered: where a resumed run continues
         self.background_poll = background_poll
+        self.on_progress = on_progress  # told after each candle is delivered (a gateway's liveness watch)
         # Feeds change under this lock: a poller thread appends while the loop delivers (indices shift on trim).
         self._lock = threading.RLock()
 
@@ -249,6 +251,8 @@ class MarketDataHub:
                 steps += 1
             feed.next_index = i + 1
             self.market_ms = max(self.market_ms, open_ms + self.tf_ms)
+            if self.on_progress is not None:
+                self.on_progress()
         self.delivered += steps
         return steps
 

@@ -73,6 +73,7 @@ class OrderManager:
         self.live: dict[str, Order] = {}
         self.settling: set[str] = set()  # unknown to the venue but maybe still in flight: asked again later
         self.cancel_requested: set[str] = set()  # orders this manager asked the venue to cancel
+        self.placed_here: set[str] = set()  # orders this manager sent (not ones found in the store at start)
         self._unseen_since: dict[str, float] = {}  # client order id -> when the venue first did not know it
         self.stats = OrderManagerStats()
         self._max_rl = max_rate_limit_retries
@@ -93,6 +94,7 @@ class OrderManager:
             existing = self.store.get_order(order.client_order_id)
             return existing if existing is not None else order
         self.live[order.client_order_id] = order
+        self.placed_here.add(order.client_order_id)
         self.stats.submitted += 1
         request = OrderRequest(
             client_order_id=order.client_order_id,
@@ -135,6 +137,7 @@ class OrderManager:
         self._set_status(order, OrderStatus.REJECTED)
         self.on_update(order, [])
         self.cancel_requested.discard(order.client_order_id)
+        self.placed_here.discard(order.client_order_id)
 
     def _set_status(self, order: Order, status: OrderStatus) -> None:
         order.transition(status, self.clock.now_ms())
@@ -200,8 +203,9 @@ class OrderManager:
             else:
                 self.live[order.client_order_id] = order
             self.on_update(order, new_fills)
-            if order.status.is_terminal:  # the update was handled: forget that this manager cancelled it
+            if order.status.is_terminal:  # the update was handled: forget what this manager did to it
                 self.cancel_requested.discard(order.client_order_id)
+                self.placed_here.discard(order.client_order_id)
 
     def _record_fill(self, fill: Fill) -> bool:
         return self.store.add_fill(self.exchange.name, self.bot_id, fill)
@@ -214,6 +218,8 @@ class OrderManager:
             seen = self.exchange.cancel_order(order.pair, order.client_order_id)
         except (OrderNotFoundError, TemporaryExchangeError, InvalidOrderError):
             self.resolve(order)
+            if not order.status.is_terminal:  # still resting: not cancelled by us after all
+                self.cancel_requested.discard(order.client_order_id)
             return
         except BaseException:
             self.cancel_requested.discard(order.client_order_id)  # not cancelled by us: guarded as before

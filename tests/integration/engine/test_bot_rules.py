@@ -22,6 +22,7 @@ from tradefleet.core.events import DomainEvent, TradeExecuted
 from tradefleet.core.orders import OrderIntent, OrderSide, OrderStatus, OrderType
 from tradefleet.core.ports import ExchangeOrder, OrderRequest
 from tradefleet.core.risk import KillSwitchLevel
+from tradefleet.engine.bot import BotRuntime
 from tradefleet.engine.clock import SimClock
 from tradefleet.engine.fleet import Fleet
 
@@ -411,11 +412,23 @@ def test_an_exit_refused_in_the_candle_that_raised_the_trailing_stop_leaves_the_
     """One candle raises the trailing stop (a new stop at this candle's time and price) and meets ROI; the
     exit cancels that stop, and the venue refuses the exit. The stop put back must be a new order: re-using
     the cancelled stop's client order id would find it as a replay and leave the trade with no stop."""
+    bot = _trail_and_refuse_the_roi_exit(harness)
+    venue = harness.venue
+    (trade,) = harness.platform.store.open_trades("scripted")
+    stops = [o for o in harness.platform.store.list_orders("scripted") if o.intent is OrderIntent.STOP]
+    assert [o.status for o in stops][:2] == [OrderStatus.CANCELED, OrderStatus.CANCELED], "initial, trailed"
+    resting = [o for o in venue.open_orders(bot.bot_id, None) if o.type is OrderType.STOP]
+    assert [(o.amount, o.status) for o in resting] == [(trade.amount, OrderStatus.OPEN)], stops
+    assert resting[0].stop_price == pytest.approx(trade.stop_price) and trade.stop_price > 95.0, "the trailed stop"
+
+
+def _trail_and_refuse_the_roi_exit(harness: Harness) -> BotRuntime:
+    """Candle 7 raises the trailing stop and meets ROI; the venue refuses every market sell (a 503)."""
     rows = flat(8) + flat(6, 105.5)
     rows[7] = (100.0, 106.0, 100.0, 105.5)  # a high candle: the trailing stop moves and ROI is reached
     harness.setup(rows, entries=[3], stoploss=-0.05, trailing="True", roi={"0": 0.04})
     fleet = harness.build()
-    bot, venue = fleet.bots[0], harness.venue
+    venue = harness.venue
     refused: list[str] = []
     place = venue.place
 
@@ -428,9 +441,19 @@ def test_an_exit_refused_in_the_candle_that_raised_the_trailing_stop_leaves_the_
     venue.place = refuse_exits  # type: ignore[method-assign]
     harness.run_to(7)
     assert refused, "the ROI exit was tried"
+    return fleet.bots[0]
+
+
+def test_replaying_a_candle_whose_exit_was_refused_keeps_the_trade_protected(harness: Harness) -> None:
+    """A crash after the refused exit, before the candle's progress was saved: the restarted bot replays
+    the candle and decides the same exit. It must not cancel the stop for an exit that is only a replay of
+    the refusal (the exit is not sent again), which would leave the trade with no stop."""
+    _trail_and_refuse_the_roi_exit(harness)
+    assert harness.platform.store.load_progress("scripted").get(PAIR, -1) < at(7), "candle 7 was not saved as done"
+    restarted = harness.build()  # the same database and venue ledger, a new runtime: as after kill -9
+    harness.run_to(7)
     (trade,) = harness.platform.store.open_trades("scripted")
-    stops = [o for o in harness.platform.store.list_orders("scripted") if o.intent is OrderIntent.STOP]
-    assert [o.status for o in stops][:2] == [OrderStatus.CANCELED, OrderStatus.CANCELED], "initial, trailed"
-    resting = [o for o in venue.open_orders(bot.bot_id, None) if o.type is OrderType.STOP]
-    assert [(o.amount, o.status) for o in resting] == [(trade.amount, OrderStatus.OPEN)], stops
-    assert resting[0].stop_price == pytest.approx(trade.stop_price) and trade.stop_price > 95.0, "the trailed stop"
+    bot = restarted.bots[0]
+    resting = [o for o in harness.venue.open_orders(bot.bot_id, None) if o.type is OrderType.STOP]
+    assert [(o.amount, o.status) for o in resting] == [(trade.amount, OrderStatus.OPEN)]
+    assert bot._live_stop(bot.trades[PAIR][0]) is not None

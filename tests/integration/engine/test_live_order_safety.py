@@ -261,6 +261,59 @@ def test_intent_unknown_to_the_venue_at_start_is_settling_and_applied_once_its_l
     assert [o.client_order_id for o in venue.orders()].count(cid) == 1
 
 
+def test_stop_committed_by_an_earlier_holder_but_never_sent_is_placed_again_once_it_cannot_be_in_flight(
+    store: SqlTradingStore, venue: BinanceVenue
+) -> None:
+    """A gateway committed a stop (PENDING_SUBMIT) and lost the bot before sending it. The next holder's
+    reconcile must wait out the settle time (the request may still land), so the trade has no stop resting
+    meanwhile; once the venue still does not know it, the stop is written off as never accepted and a new
+    one is placed at once, with a RiskAlert, instead of leaving the trade unprotected."""
+    sink = EventList()
+    first = live_bot(store, binance(venue, settle_s=0.5), sink)
+    first.start()
+    Candles().step(first, 97_000.01, enter=True)
+    (trade,) = first.trades[PAIR]
+    resting = first._live_stop(trade)
+    assert resting is not None
+    first.orders.cancel(resting)  # the bot itself moves its stop: the new one is committed, never sent...
+    first._drain()
+    orphan = Order(
+        client_order_id=client_order_id(BOT, PAIR, first.now_ms(), f"sl:{trade.entry_order}:orphan"),
+        bot_id=BOT,
+        pair=PAIR,
+        side=OrderSide.SELL,
+        type=OrderType.STOP,
+        amount=trade.amount,
+        intent=OrderIntent.STOP,
+        created_ms=first.now_ms(),
+        stop_price=trade.stop_price,
+        reason="stop_loss",
+        trade_ref=trade.id,
+    )
+    assert store.add_order(orphan) is True
+    first.flush()  # ...because that gateway is gone; another one starts the bot
+
+    second = live_bot(store, binance(venue, settle_s=0.5), sink)
+    second.start()
+    assert second.reconcile_problems == [] and orphan.client_order_id in second.orders.settling
+    assert second._live_stop(second.trades[PAIR][0]) is not None, "the orphan counts as maybe in flight"
+    assert [o.status for o in venue.orders() if o.side == "SELL"] == ["CANCELED"], "nothing rests yet"
+
+    time.sleep(0.6)  # past the settle time: the request cannot land any more
+    second.resolve_unsettled()
+
+    assert stored(store, orphan.client_order_id).status is OrderStatus.REJECTED
+    (held,) = second.trades[PAIR]
+    new_stop = second._live_stop(held)
+    assert new_stop is not None and new_stop.client_order_id != orphan.client_order_id
+    sells = [o for o in venue.orders() if o.side == "SELL"]
+    assert [(o.type, o.status) for o in sells] == [("STOP_LOSS", "CANCELED"), ("STOP_LOSS", "NEW")]
+    assert sells[1].client_order_id == new_stop.client_order_id
+    assert sells[1].orig_qty == pytest.approx(held.amount, abs=1e-12)
+    alerts = [a for a in sink.alerts("stoploss") if orphan.client_order_id in a.message]
+    assert len(alerts) == 1 and "never reached" in alerts[0].message, sink.alerts("stoploss")
+
+
 # ============================================================ 3. a stop cancelled by someone else comes back
 def test_stop_cancelled_on_the_venue_by_someone_else_is_placed_again_but_not_one_the_bot_cancelled(
     store: SqlTradingStore, venue: BinanceVenue

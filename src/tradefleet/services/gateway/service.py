@@ -70,7 +70,7 @@ class GatewayConfig:
     resolve_s: float = 5.0  # how often orders of unknown outcome are asked about between candles
     # A loop stuck this long (a strategy that never returns, a call that hangs) stops renewing the leases,
     # so another gateway takes its bots over instead of them going unmanaged.
-    loop_stall_s: float = 120.0
+    loop_stall_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -245,11 +245,20 @@ class Gateway:
         self._drop_failed()
         return behind
 
+    def _progress(self) -> None:
+        self._loop_alive = time.monotonic()
+
     def _drop_failed(self) -> None:
         failed, self._failed = self._failed, []
         for bot_id, exc in failed:
-            if bot_id in self.hosted:
+            if bot_id not in self.hosted:
+                continue
+            try:
                 self._fail(bot_id, exc)
+            except Exception:  # the database away while failing it: paused, rebuilt and reconciled at a scan
+                log.exception("gateway %s: could not mark bot %s failed; dropping it", self.id, bot_id)
+                if bot_id in self.hosted:
+                    self._drop(bot_id, release=False)
 
     def _resolve_unsettled(self) -> None:
         """Ask the venues again about orders of unknown outcome (maybe in flight), between candles."""
@@ -261,6 +270,7 @@ class Gateway:
         for bot_id, hosted in list(self.hosted.items()):
             bot = hosted.runtime
             unknown = any(o.status in pending for o in bot.orders.live.values())
+            self._progress()
             if unknown and bot_id not in {b for b, _ in self._failed}:
                 try:
                     bot.resolve_unsettled()
@@ -284,8 +294,8 @@ class Gateway:
             detail = exc.one_line() if isinstance(exc, TradeFleetError) else f"{type(exc).__name__}: {exc}"
             try:
                 self.store.check_fence(bot_id)  # a gateway that lost the bot must not mark another's bot failed
-            except LeaseLostError as lost:
-                log.warning("gateway %s: %s; dropping bot %s", self.id, lost.one_line(), bot_id)
+            except TradeFleetError as unsure:  # lost, or the database cannot tell: leave the bot to a later scan
+                log.warning("gateway %s: %s; dropping bot %s", self.id, unsure.one_line(), bot_id)
                 self._drop(bot_id, release=False)
                 return
             self._note(bot_id, "ERROR", f"failed: {detail}")
@@ -420,6 +430,7 @@ class Gateway:
                 static=market.static,
                 on_bot_error=self._on_bot_error,
                 background_poll=not market.static,
+                on_progress=self._progress,
             )
         try:
             hub.subscribe(bot)  # reads each new pair's candles: a failure leaves nothing attached
