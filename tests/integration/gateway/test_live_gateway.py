@@ -236,7 +236,12 @@ def test_a_live_bot_keeps_its_lease_while_the_venue_answers_slowly(live: LiveWor
     assert len(klines) >= 2, "the slow reads happened"
     lease = live.leases.holder(BOT)
     assert lease is not None and (lease.gateway_id, lease.epoch) == ("gw-a", 1), "claimed once, never lost"
-    lines = [x.message for x in live.service.logs(ADMIN, BOT, limit=50)]
-    assert sum("started on gateway gw-a" in m for m in lines) == 1, lines
-    assert gateway.errors == 0
+
+    def started() -> list[str]:  # log lines are written at the gateway's next flush, after the progress
+        lines = [x.message for x in live.service.logs(ADMIN, BOT, limit=50)]
+        return [m for m in lines if "started on gateway gw-a" in m]
+
+    wait_for(started, what="the start in the bot's log")
+    assert len(started()) == 1, "started once: never dropped and started again"
+    assert gateway.errors == 0, f"{gateway.errors} loop or start error(s)"
     assert live.service.status(ADMIN, BOT).status is BotStatus.RUNNING
