@@ -8,11 +8,12 @@ Per closed candle *i* of a pair, in this order (the fast backtest kernel follows
    ROI is checked on the close of *i* (gross ``close / open_rate − 1``), then the exit signal;
 3. if no trade was closed on this candle, an entry signal passes the risk gate and a market buy is sent,
    filled at the open of *i + 1*; the protective stop is placed right after the fill.
+
+Keeping every open trade's stop on the venue is :mod:`tradefleet.engine.stops` (a mixin of the runtime).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from tradefleet.core.strategy import IStrategy
 from tradefleet.core.trades import Portfolio, Trade
 from tradefleet.engine.orders import OrderManager, client_order_id
 from tradefleet.engine.reconcile import reconcile_bot
+from tradefleet.engine.stops import ProtectiveStops
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class BotCounters:
     skipped_entries: dict[str, int] = field(default_factory=dict)
 
 
-class BotRuntime:
+class BotRuntime(ProtectiveStops):
     """One bot: its strategy, its exchange account, its state. Driven by :class:`MarketDataHub`."""
 
     def __init__(
@@ -345,59 +347,6 @@ class BotRuntime:
         self.orders.submit(order)
         self._drain()
 
-    def _live_stop(self, trade: Trade) -> Order | None:
-        for order in self.orders.live.values():
-            if order.intent is OrderIntent.STOP and order.trade_ref == trade.id:
-                return order
-        return None
-
-    def _replace_stop(self, trade: Trade, new_stop: float) -> None:
-        old = self._live_stop(trade)
-        if old is not None:
-            self.orders.cancel(old)
-            self._drain()
-            if not trade.is_open:
-                return
-        trade.stop_price = new_stop
-        self._place_stop(trade, "trailing_stop_loss")
-
-    def _place_stop(self, trade: Trade, reason: str, replaces: str = "") -> None:
-        """Protect ``trade`` with a stop order, unless one is live or an exit of it may be underway.
-
-        ``replaces``: the stop cancelled on the venue that this one replaces (a distinct id even within the
-        same candle; a replay of the same decision still yields the same id).
-        """
-        if not trade.is_open or self._live_stop(trade) is not None:
-            return
-        if self.kill_level >= KillSwitchLevel.CANCEL_ALL:
-            return
-        if any(o.intent is OrderIntent.EXIT and o.trade_ref == trade.id for o in self.orders.live.values()):
-            return  # a sell of the whole position is resting or in flight: a stop could sell it twice
-        kind = f"sl:{trade.entry_order}:{trade.stop_price:.10g}" + (f":{replaces}" if replaces else "")
-        order = Order(
-            # Keyed by the market time of the decision: a replay of the same candle yields the same id, while
-            # a stop placed again later (after a refused exit, say) is a new order.
-            client_order_id=client_order_id(self.bot_id, trade.pair, self.now_ms(), kind),
-            bot_id=self.bot_id,
-            pair=trade.pair,
-            side=OrderSide.SELL,
-            type=OrderType.STOP,
-            amount=trade.amount,
-            intent=OrderIntent.STOP,
-            created_ms=self.now_ms(),
-            stop_price=trade.stop_price,
-            reason=reason,
-            trade_ref=trade.id,
-        )
-        placed = self.orders.submit(order)
-        if placed.status in (OrderStatus.REJECTED, OrderStatus.CANCELED):  # refused, or a replay of a cancelled one
-            why = placed.reason if placed.status is OrderStatus.REJECTED else "a stop with this id was cancelled"
-            self.alert(
-                "stoploss",
-                f"stop order {order.client_order_id} not resting for trade {trade.id}: {why}",
-                pair=trade.pair,
-            )
-
     # -- order updates (inside the store transaction) -----------------------------------------------
     def _on_intent(self, order: Order) -> None:
         pair = order.pair
@@ -435,28 +384,8 @@ class BotRuntime:
             self._open_trade(order)
         elif order.intent in (OrderIntent.EXIT, OrderIntent.STOP) and order.filled > 0:
             self._close_trade(order)
-        elif order.intent is OrderIntent.EXIT:
-            trade = self._trade_by_id(order.trade_ref)
-            if trade is not None:  # exit refused: protect the position again (a new id: the cancelled stop may
-                # have been placed in this very candle at this very price)
-                replace = functools.partial(self._place_stop, trade, "stop_loss", order.client_order_id)
-                self._after_commit.append(replace)
-        elif order.intent is OrderIntent.STOP and (
-            (order.status is OrderStatus.CANCELED and order.client_order_id not in self.orders.cancel_requested)
-            # committed by an earlier run or gateway that never sent it (a refusal of our own is alerted instead)
-            or (order.status is OrderStatus.REJECTED and order.client_order_id not in self.orders.placed_here)
-        ):
-            trade = self._trade_by_id(order.trade_ref)
-            if trade is not None and trade.is_open:  # not resting, and not by this bot's doing: protect again
-                what = "was cancelled on the exchange" if order.status is OrderStatus.CANCELED else "never reached it"
-                self.alert(
-                    "stoploss",
-                    f"stop order {order.client_order_id} of trade {trade.id} {what}; placing it again",
-                    pair=trade.pair,
-                    ts_ms=now,
-                )
-                replace = functools.partial(self._place_stop, trade, order.reason or "stop_loss", order.client_order_id)
-                self._after_commit.append(replace)
+        else:
+            self._protect_again(order)  # a refused exit, or a stop not resting by this bot's doing
 
     def _open_trade(self, order: Order) -> None:
         if any(t.entry_order == order.client_order_id for t in self.trades.get(order.pair, ())):

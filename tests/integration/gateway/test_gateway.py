@@ -7,7 +7,6 @@ two gateways never hold the same bot. (Killing a gateway process is tests/e2e/te
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -287,7 +286,7 @@ def test_a_gateway_whose_loop_hangs_lets_its_bots_go_to_another_gateway(world: W
     (strategies / "stuck.py").write_text(STUCK)
     world.add_bot("g-stuck", strategy="Stuck")
     hung = world.gateway("gw-a", ttl=2.0)
-    hung.config = dataclasses.replace(hung.config, loop_stall_s=2.0)
+    hung.keeper.loop_stall_s = 2.0  # read at every beat
     wait_for(lambda: world.service.status(ADMIN, "g-stuck").last_candle_ms is not None, what="a first candle")
 
     stall = strategies / "stall-now"

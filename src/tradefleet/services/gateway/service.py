@@ -1,10 +1,9 @@
 """The gateway: hosts bots by lease, feeds them candles, obeys commands and relays their events.
 
 One loop in one thread does everything that touches the bots, so a command never races a candle step.
-Its own thread beats the **heartbeat** (every ``heartbeat_s``), so a slow venue call in the loop never costs
-the bots their leases: it renews the leases of the bots this gateway runs (or is starting), and a bot whose
-lease was lost (this process stalled and another gateway took it over) is dropped by the loop before its
-next step. The loop steps bots only while the last renewal is fresh, and every trading write and venue
+A :class:`~tradefleet.services.gateway.leasing.LeaseKeeper` beats the **heartbeat** on its own thread, so a
+slow venue call in the loop never costs the bots their leases; a bot whose lease was lost (this process
+stalled and another gateway took it over) is dropped by the loop before its next step. The loop steps bots only while the last renewal is fresh, and every trading write and venue
 action of a bot checks its lease first (``TradingStore.fence``), so a stalled gateway cannot trade late.
 
 * **scan** (every ``scan_s``, or at once after a command): start the bots whose wanted status is running and
@@ -25,7 +24,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -45,6 +44,7 @@ from tradefleet.engine.bot import BotRuntime
 from tradefleet.engine.fleet import Fleet
 from tradefleet.engine.hub import MarketDataHub
 from tradefleet.engine.manual import ManualResult, force_entry, force_exit
+from tradefleet.services.gateway.leasing import LeaseKeeper, LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,6 @@ class RuntimeFactory(Protocol):
     def build(self, config: BotConfig, sink: EventSink) -> Hosted: ...
 
 
-class LeaseStore(Protocol):
-    def register(self, gateway_id: str, host: str, pid: int, capacity: int) -> None: ...
-    def heartbeat(self, gateway_id: str, ttl_ms: int, bot_ids: Collection[str]) -> dict[str, int]: ...
-    def claim(self, bot_id: str, gateway_id: str, ttl_ms: int) -> int | None: ...
-    def release(self, bot_id: str, gateway_id: str) -> None: ...
-
-
 class LogSink(Protocol):
     def append(self, bot_id: str, lines: list[LogLine]) -> None: ...
 
@@ -163,12 +156,13 @@ class Gateway:
         self._lines: dict[str, list[LogLine]] = {}
         self._scan_now = True
         self._kill_now = False
-        self._lease_ok_until = 0.0  # monotonic time until which the last renewal vouches for the leases
-        self._lease_lock = threading.Lock()
-        self._epochs: dict[str, int] = {}  # bots hosted or starting here -> lease epoch (renewed by heartbeat)
-        self._lost: dict[str, int] = {}  # leases the heartbeat found lost, dropped by the loop
-        self._loop_alive = time.monotonic()  # the loop's last sign of progress, watched by the heartbeat
-        self._beat_stop = threading.Event()
+        self.keeper = LeaseKeeper(
+            leases,
+            self.id,
+            ttl_s=config.lease_ttl_s,
+            heartbeat_s=config.heartbeat_s,
+            loop_stall_s=config.loop_stall_s,
+        )
         self._last_resolve = 0.0
         self.stop_event = threading.Event()
         self.errors = 0
@@ -183,14 +177,12 @@ class Gateway:
         self.leases.register(self.id, socket.gethostname(), os.getpid(), self.config.capacity)
         relay = threading.Thread(target=self._relay_loop, name=f"relay-{self.id}", daemon=True)
         relay.start()
-        self._beat_stop.clear()
-        self._loop_alive = time.monotonic()
-        beat = threading.Thread(target=self._beat_loop, name=f"heartbeat-{self.id}", daemon=True)
-        beat.start()
+        self.keeper.start()
         last_scan = last_flush = 0.0
         try:
             while not stop.is_set():
-                mono = self._loop_alive = time.monotonic()
+                mono = time.monotonic()
+                self.keeper.progress()
                 self._drop_lost()
                 if self._scan_now or mono - last_scan >= self.config.scan_s:
                     self._scan_now = False
@@ -204,7 +196,7 @@ class Gateway:
                     self.bus.consume(
                         COMMANDS_STREAM, f"gateway.{self.id}", self.id, self._on_command, batch=50, block_ms=0
                     )
-                    behind = self._step() if time.monotonic() < self._lease_ok_until else False
+                    behind = self._step() if self.keeper.fresh() else False
                     if self._kill_now or mono - last_flush >= self.config.flush_s:
                         self._kill_now = False
                         for fleet in list(self.fleets.values()):
@@ -225,10 +217,9 @@ class Gateway:
             try:
                 self.shutdown()
             finally:
-                self._beat_stop.set()
+                self.keeper.stop()
                 stop.set()  # the relay and pollers end too, also when the loop ended on an error
                 relay.join(5)
-                beat.join(5)
 
     def _step(self) -> bool:
         """Deliver candles closed by now, at most ``max_step_candles`` per feed; return True if still behind."""
@@ -244,9 +235,6 @@ class Gateway:
             behind = behind or target < now
         self._drop_failed()
         return behind
-
-    def _progress(self) -> None:
-        self._loop_alive = time.monotonic()
 
     def _drop_failed(self) -> None:
         failed, self._failed = self._failed, []
@@ -270,7 +258,7 @@ class Gateway:
         for bot_id, hosted in list(self.hosted.items()):
             bot = hosted.runtime
             unknown = any(o.status in pending for o in bot.orders.live.values())
-            self._progress()
+            self.keeper.progress()
             if unknown and bot_id not in {b for b, _ in self._failed}:
                 try:
                     bot.resolve_unsettled()
@@ -304,50 +292,8 @@ class Gateway:
             finally:
                 self._drop(bot_id, release=True)
 
-    def _beat_loop(self) -> None:
-        """The heartbeat thread: renew the leases every ``heartbeat_s`` until the gateway stops."""
-        while True:
-            self._heartbeat()
-            if self._beat_stop.wait(self.config.heartbeat_s):
-                return
-
-    def _heartbeat(self) -> None:
-        mono = time.monotonic()
-        with self._lease_lock:
-            mine = dict(self._epochs)
-        stalled = mono - self._loop_alive
-        if stalled > self.config.loop_stall_s:
-            log.error("gateway %s: the loop has made no progress for %.0f s; letting the leases of %d bot(s) "
-                      "expire so another gateway takes them over", self.id, stalled, len(mine))  # fmt: skip
-            return
-        try:
-            held = self.leases.heartbeat(self.id, int(self.config.lease_ttl_s * 1000), mine)
-        except TradeFleetError as exc:
-            log.warning("gateway %s: heartbeat failed (%s); bots pause until it succeeds", self.id, exc)
-            return
-        except Exception:
-            log.exception("gateway %s: heartbeat failed; bots pause until it succeeds", self.id)
-            return
-        # Trust the leases for most of their time to live, measured from before the renewal was sent.
-        self._lease_ok_until = mono + self.config.lease_ttl_s * 0.8
-        lost = {bot_id: epoch for bot_id, epoch in mine.items() if held.get(bot_id) != epoch}
-        if lost:
-            with self._lease_lock:
-                self._lost.update(lost)
-
-    def _track(self, bot_id: str, epoch: int | None) -> None:
-        """Have the heartbeat renew ``bot_id``'s lease at ``epoch`` (None: stop renewing it)."""
-        with self._lease_lock:
-            if epoch is None:
-                self._epochs.pop(bot_id, None)
-            else:
-                self._epochs[bot_id] = epoch
-
     def _drop_lost(self) -> None:
-        with self._lease_lock:
-            lost, self._lost = self._lost, {}
-            lost = {b: e for b, e in lost.items() if self._epochs.get(b) == e}  # not since dropped or re-claimed
-        for bot_id in lost:
+        for bot_id in self.keeper.take_lost():
             if bot_id in self.hosted:
                 log.warning("gateway %s: lost the lease of bot %s; dropping it", self.id, bot_id)
                 self._drop(bot_id, release=False)
@@ -366,17 +312,17 @@ class Gateway:
                 continue
             if self._retry_at.get(bot_id, 0.0) > mono:
                 continue
-            self._loop_alive = time.monotonic()  # each start is progress (a long scan is not a stalled loop)
-            epoch = self.leases.claim(bot_id, self.id, int(self.config.lease_ttl_s * 1000))
+            self.keeper.progress()  # each start is progress (a long scan is not a stalled loop)
+            epoch = self.leases.claim(bot_id, self.id, self.keeper.ttl_ms)
             if epoch is None:
                 continue
-            self._track(bot_id, epoch)  # renewed while it starts (reconciling with a venue may take a while)
+            self.keeper.track(bot_id, epoch)  # renewed while it starts (reconciling with a venue may take a while)
             self.store.fence(bot_id, self.id, epoch)  # its trading writes are refused once the lease is lost
             try:
                 self._start(config)
             except Exception as exc:
                 self.errors += 1
-                self._track(bot_id, None)
+                self.keeper.track(bot_id, None)
                 self.store.unfence(bot_id, self.id)
                 detail = exc.one_line() if isinstance(exc, TradeFleetError) else f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, TRANSIENT):  # not the bot's fault: it starts again later, here or elsewhere
@@ -430,7 +376,7 @@ class Gateway:
                 static=market.static,
                 on_bot_error=self._on_bot_error,
                 background_poll=not market.static,
-                on_progress=self._progress,
+                on_progress=self.keeper.progress,
             )
         try:
             hub.subscribe(bot)  # reads each new pair's candles: a failure leaves nothing attached
@@ -486,7 +432,7 @@ class Gateway:
                     log.warning("gateway %s: %s; bot %s left to its holder", self.id, exc.one_line(), bot_id)
                     release = False
         finally:
-            self._track(bot_id, None)
+            self.keeper.track(bot_id, None)
             self.store.unfence(bot_id, self.id)
             market = hosted.market.name
             fleet = self.fleets[market]
