@@ -7,59 +7,28 @@ two gateways never hold the same bot. (Killing a gateway process is tests/e2e/te
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog
+from gateway_support import ADMIN, GatewayWorld, gateway_world, wait_for
 from sqlalchemy import update
 
-from tradefleet.adapters.bus import MemoryBus
-from tradefleet.adapters.storage.db import make_engine
-from tradefleet.adapters.storage.leases import SqlBotLogs, SqlLeases
-from tradefleet.adapters.storage.owner_tables import SqlBotOwners
 from tradefleet.adapters.storage.platform_tables import bot_leases
-from tradefleet.bootstrap import Platform, build_gateway, build_platform
-from tradefleet.config import load_settings
 from tradefleet.core.bots import BotConfig, BotStatus
 from tradefleet.core.bus import COMMANDS_STREAM, EVENTS_STREAM, FIRST_ID
 from tradefleet.engine.orders import client_order_id
-from tradefleet.services.auth import Principal, Role
-from tradefleet.services.auth.service import PrincipalKind
-from tradefleet.services.bots import BotService
 from tradefleet.services.bots.schemas import ForceEnterIn, ForceExitIn
-from tradefleet.services.events import EventsFeed
-from tradefleet.services.gateway import BusCommands, CommandReplies, Gateway
-
-ADMIN = Principal(user_id=None, username="admin", role=Role.ADMIN, kind=PrincipalKind.SERVICE)
+from tradefleet.services.gateway import Gateway
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@dataclass
-class World:
-    platform: Platform
-    bus: MemoryBus
-    leases: SqlLeases
-    service: BotService
-    runs: list[tuple[Gateway, threading.Event, threading.Thread]]
+class World(GatewayWorld):
+    """Paper bots on 5m candles of the shared simulated market, replayed fast."""
 
     def gateway(self, gateway_id: str, *, capacity: int = 10, ttl: float = 3.0) -> Gateway:
-        gateway = build_gateway(self.platform, self.bus, gateway_id=gateway_id, capacity=capacity, lease_ttl_s=ttl)
-        stop = threading.Event()
-        thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
-        thread.start()
-        self.runs.append((gateway, stop, thread))
-        return gateway
+        return self.start_gateway(gateway_id, capacity=capacity, lease_ttl_s=ttl)[0]
 
     def add_bot(self, bot_id: str, pair: str = "BTC/USDT", strategy: str = "SmaCross", per_pair: int = 1) -> BotConfig:
         risk = {"max_open_trades": 5, "max_per_pair": per_pair, "stake_mode": "percent", "stake_amount": 10}
@@ -70,47 +39,12 @@ class World:
         self.platform.store.set_bot_status(bot_id, BotStatus.RUNNING)
         return config
 
-    def holder(self, bot_id: str) -> str | None:
-        lease = self.leases.holder(bot_id)
-        return None if lease is None else lease.gateway_id
-
 
 @pytest.fixture
 def world(database_url: str, tmp_path: Path) -> Iterator[World]:
-    overrides = {
-        "data_dir": str(tmp_path / "var"),
-        "database.url": database_url,
-        "paper.speed": 3000,
-        "simulated.synthetic_days": 30,
-    }
-    platform = build_platform(load_settings(overrides=overrides, env={}))
-    bus = MemoryBus()
-    engine = make_engine(database_url)
-    replies = CommandReplies()
-    feed = EventsFeed(bus)
-    feed.add_listener(replies)
-    feed.start()
-    leases = SqlLeases(engine)
-    service = BotService(
-        platform.store,
-        SqlBotOwners(engine),
-        commands=BusCommands(bus, replies),
-        logs=SqlBotLogs(engine),
-        holders=leases,
-        reply_timeout_s=10,
-    )
-    world = World(platform, bus, leases, service, [])
-    try:
-        yield world
-    finally:
-        for _, stop, _ in world.runs:
-            stop.set()
-        for _, _, thread in world.runs:
-            thread.join(20)
-        feed.stop()
-        engine.dispose()
-        bus.close()
-        platform.close()
+    overrides = {"data_dir": str(tmp_path / "var"), "paper.speed": 3000, "simulated.synthetic_days": 30}
+    with gateway_world(World, database_url, overrides, reply_timeout_s=10) as made:
+        yield made
 
 
 def test_a_gateway_claims_wanted_bots_trades_them_and_releases_them_on_stop(world: World) -> None:

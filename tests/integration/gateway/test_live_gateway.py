@@ -9,64 +9,34 @@ against the database.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gateway_support import ADMIN, GatewayWorld, Run, gateway_world, wait_for
 
 from support.binance_venue import API_KEY, SECRET, BinanceVenue
-from tradefleet.adapters.bus import MemoryBus
 from tradefleet.adapters.storage.credentials import SqlCredentialStore
-from tradefleet.adapters.storage.db import make_engine
-from tradefleet.adapters.storage.leases import SqlBotLogs, SqlLeases
-from tradefleet.adapters.storage.owner_tables import SqlBotOwners
-from tradefleet.bootstrap import Platform, build_gateway, build_platform
-from tradefleet.config import load_settings
 from tradefleet.core.bots import BotConfig, BotStatus
 from tradefleet.core.orders import OrderStatus
 from tradefleet.core.precision import floor_to_step
-from tradefleet.services.auth import Principal, Role, load_or_create_keys
-from tradefleet.services.auth.service import PrincipalKind
-from tradefleet.services.bots import BotService
+from tradefleet.services.auth import load_or_create_keys
 from tradefleet.services.bots.schemas import ForceEnterIn, ForceExitIn
 from tradefleet.services.credentials import CredentialService
 from tradefleet.services.credentials.schemas import CredentialsIn
-from tradefleet.services.events import EventsFeed
-from tradefleet.services.gateway import BusCommands, CommandReplies, Gateway
 
-ADMIN = Principal(user_id=None, username="admin", role=Role.ADMIN, kind=PrincipalKind.SERVICE)
 BOT = "live-btc"
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+class LiveWorld(GatewayWorld):
+    """Live bots on the loopback Binance venue, with their keys stored through the credential service."""
 
-
-@dataclass
-class LiveWorld:
-    platform: Platform
     venue: BinanceVenue
-    bus: MemoryBus
-    leases: SqlLeases
-    service: BotService
     credentials: CredentialService
-    runs: list[tuple[Gateway, threading.Event, threading.Thread]]
 
-    def gateway(self, gateway_id: str, lease_ttl_s: float = 5.0) -> tuple[Gateway, threading.Event, threading.Thread]:
-        gateway = build_gateway(self.platform, self.bus, gateway_id=gateway_id, lease_ttl_s=lease_ttl_s)
-        stop = threading.Event()
-        thread = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
-        thread.start()
-        run = (gateway, stop, thread)
-        self.runs.append(run)
-        return run
+    def gateway(self, gateway_id: str, lease_ttl_s: float = 5.0) -> Run:
+        return self.start_gateway(gateway_id, lease_ttl_s=lease_ttl_s)
 
     def add_live_bot(self, bot_id: str = BOT) -> None:
         risk = {"max_open_trades": 2, "max_per_pair": 2, "stake_mode": "fixed", "stake_amount": 100}
@@ -86,8 +56,7 @@ class LiveWorld:
         self.platform.store.set_bot_status(bot_id, BotStatus.RUNNING)
 
     def holder(self, bot_id: str = BOT) -> str | None:
-        lease = self.leases.holder(bot_id)
-        return None if lease is None else lease.gateway_id
+        return super().holder(bot_id)
 
 
 @pytest.fixture
@@ -95,41 +64,17 @@ def live(database_url: str, tmp_path: Path) -> Iterator[LiveWorld]:
     venue = BinanceVenue().start()
     overrides = {
         "data_dir": str(tmp_path / "var"),
-        "database.url": database_url,
         "exchange.accounts": {"binance": {"api_url": venue.url, "sandbox": False}},
     }
-    platform = build_platform(load_settings(overrides=overrides, env={}))
-    bus = MemoryBus()
-    engine = make_engine(database_url)
-    replies = CommandReplies()
-    feed = EventsFeed(bus)
-    feed.add_listener(replies)
-    feed.start()
-    leases = SqlLeases(engine)
-    service = BotService(
-        platform.store,
-        SqlBotOwners(engine),
-        commands=BusCommands(bus, replies),
-        logs=SqlBotLogs(engine),
-        holders=leases,
-        reply_timeout_s=15,
-    )
-    box = load_or_create_keys(platform.settings.data_dir).secret_box
-    credentials = CredentialService(SqlCredentialStore(engine), box, service)
-    world = LiveWorld(platform, venue, bus, leases, service, credentials, [])
     try:
-        yield world
+        with gateway_world(LiveWorld, database_url, overrides, reply_timeout_s=15) as world:
+            box = load_or_create_keys(world.platform.settings.data_dir).secret_box
+            world.venue = venue
+            world.credentials = CredentialService(SqlCredentialStore(world.engine), box, world.service)
+            yield world
     finally:
-        for _, stop, _ in world.runs:
-            stop.set()
-        for _, _, thread in world.runs:
-            thread.join(20)
-        feed.stop()
-        engine.dispose()
-        bus.close()
-        platform.close()
         venue.stop()
-        assert venue.unrouted() == [], "the gateway called venue endpoints the test venue does not model"
+    assert venue.unrouted() == [], "the gateway called venue endpoints the test venue does not model"
 
 
 def audit(world: LiveWorld) -> None:
