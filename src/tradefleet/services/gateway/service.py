@@ -3,8 +3,9 @@
 One loop in one thread does everything that touches the bots, so a command never races a candle step.
 A :class:`~tradefleet.services.gateway.leasing.LeaseKeeper` beats the **heartbeat** on its own thread, so a
 slow venue call in the loop never costs the bots their leases; a bot whose lease was lost (this process
-stalled and another gateway took it over) is dropped by the loop before its next step. The loop steps bots only while the last renewal is fresh, and every trading write and venue
-action of a bot checks its lease first (``TradingStore.fence``), so a stalled gateway cannot trade late.
+stalled and another gateway took it over) is dropped by the loop before its next step. The loop steps bots
+only while the last renewal is fresh, and every trading write and venue action of a bot checks its lease
+first (``TradingStore.fence``), so a stalled gateway cannot trade late.
 
 * **scan** (every ``scan_s``, or at once after a command): start the bots whose wanted status is running and
   that no gateway holds (claiming each lease first), stop the ones whose wanted status became stopped;
